@@ -1,0 +1,147 @@
+"""PyTorch-equivalent building blocks (NHWC) with explicit parameters.
+
+The layers hold their parameters in Flax layout (`kernel` HWIO / (in, out), `bias`) and reproduce the
+original's PyTorch layers exactly, including PyTorch's default initialisation U(±1/sqrt(fan_in))
+(the original codec and FDM are trained from that init, spec §2.6). Padding is always explicit so
+that no layer depends on Flax's 'SAME' conventions.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+
+def torch_uniform_init(fan_in: int):
+    """PyTorch's default Linear/Conv init for both weight and bias: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    bound = 1.0 / float(fan_in) ** 0.5
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+class Linear(nn.Module):
+    """`torch.nn.Linear`: kernel (in, out) = W.T."""
+
+    features: int
+    use_bias: bool = True
+    kernel_init: nn.initializers.Initializer | None = None
+
+    @nn.compact
+    def __call__(self, x):
+        fan_in = x.shape[-1]
+        init = torch_uniform_init(fan_in)
+        kernel = self.param("kernel", self.kernel_init or init, (fan_in, self.features))
+        y = jnp.dot(x, kernel)
+        if self.use_bias:
+            bias_init = nn.initializers.zeros if self.kernel_init is not None else init
+            y = y + self.param("bias", bias_init, (self.features,))
+        return y
+
+
+class Conv2d(nn.Module):
+    """`torch.nn.Conv2d` on NHWC input: kernel (kh, kw, in, out) = W.transpose(2, 3, 1, 0)."""
+
+    features: int
+    kernel_size: int
+    stride: int = 1
+    padding: int = 0
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, x):
+        k = self.kernel_size
+        in_ch = x.shape[-1]
+        init = torch_uniform_init(in_ch * k * k)
+        kernel = self.param("kernel", init, (k, k, in_ch, self.features))
+        y = lax.conv_general_dilated(
+            x,
+            kernel,
+            window_strides=(self.stride, self.stride),
+            padding=((self.padding, self.padding), (self.padding, self.padding)),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        )
+        if self.use_bias:
+            y = y + self.param("bias", init, (self.features,))
+        return y
+
+
+class ConvTranspose2d(nn.Module):
+    """`torch.nn.ConvTranspose2d` on NHWC input.
+
+    The kernel is stored as (kh, kw, in, out) = W.transpose(2, 3, 0, 1) of the PyTorch weight
+    (in, out, kh, kw). A transposed convolution with stride s and padding p equals a convolution of
+    the s-dilated input with the spatially flipped kernel and padding k - 1 - p.
+    """
+
+    features: int
+    kernel_size: int = 4
+    stride: int = 2
+    padding: int = 1
+
+    @nn.compact
+    def __call__(self, x):
+        k, p = self.kernel_size, self.padding
+        in_ch = x.shape[-1]
+        # PyTorch computes the ConvTranspose2d fan_in from weight dim 1, i.e. out_ch * k * k.
+        init = torch_uniform_init(self.features * k * k)
+        kernel = self.param("kernel", init, (k, k, in_ch, self.features))
+        y = lax.conv_general_dilated(
+            x,
+            kernel[::-1, ::-1],
+            window_strides=(1, 1),
+            padding=((k - 1 - p, k - 1 - p), (k - 1 - p, k - 1 - p)),
+            lhs_dilation=(self.stride, self.stride),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        )
+        return y + self.param("bias", init, (self.features,))
+
+
+class LinearResBlock(nn.Module):
+    """basic_module.py:LinearResBlock: h <- ReLU(h + L2(ReLU(L1(h)))) (post-activation)."""
+
+    hidden: int
+
+    @nn.compact
+    def __call__(self, x):
+        h = nn.relu(Linear(self.hidden, name="fc1")(x))
+        h = Linear(x.shape[-1], name="fc2")(h)
+        return nn.relu(x + h)
+
+
+class ConvResBlock(nn.Module):
+    """basic_module.py:ConvResBlock: h <- ReLU(h + Conv1x1(ReLU(Conv3x3(h))))."""
+
+    hidden: int
+
+    @nn.compact
+    def __call__(self, x):
+        h = nn.relu(Conv2d(self.hidden, 3, padding=1, name="conv1")(x))
+        h = Conv2d(x.shape[-1], 1, name="conv2")(h)
+        return nn.relu(x + h)
+
+
+def patchify(x: jax.Array, patch: int) -> jax.Array:
+    """(B, H, W, C) -> (B, H/p, W/p, C*p*p) with PyTorch `F.unfold`'s in-patch order c*p*p + ky*p + kx."""
+    b, h, w, c = x.shape
+    x = x.reshape(b, h // patch, patch, w // patch, patch, c)
+    x = x.transpose(0, 1, 3, 5, 2, 4)
+    return x.reshape(b, h // patch, w // patch, c * patch * patch)
+
+
+def block_reduce(x: jax.Array, patch: int, reducer=jnp.sum) -> jax.Array:
+    """Reduce each non-overlapping patch x patch block: (B, H, W, C) -> (B, H/p, W/p, C)."""
+    b, h, w, c = x.shape
+    return reducer(x.reshape(b, h // patch, patch, w // patch, patch, c), axis=(2, 4))
+
+
+def stack(modules: Sequence[nn.Module], x):
+    for m in modules:
+        x = m(x)
+    return x

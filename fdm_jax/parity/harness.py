@@ -1,0 +1,194 @@
+"""The parity harness: rebuild the module a fixture of the ORIGINAL code names, load its weights
+through the project's converters, run its inputs and compare every recorded output.
+
+    python -m fdm_jax.parity FIXTURE.npz [...] [--weights ORIGINAL.pth ...]
+
+Exit status: 0 all outputs within tolerance; 1 some output beyond its tolerance (or not produced,
+or the weights did not convert); 2 a fixture names a module no runner knows (only if nothing failed).
+Runners register a regex over `meta.module`; later ports (sampling, losses, LaMa, TSGL, metrics)
+add runners to the same registry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+
+EXIT_OK, EXIT_MISMATCH, EXIT_UNKNOWN = 0, 1, 2
+
+
+@dataclasses.dataclass
+class Fixture:
+    path: Path
+    meta: dict
+    params: dict[str, np.ndarray]
+    inputs: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+
+    @property
+    def kwargs(self) -> dict:
+        return self.meta.get("kwargs", {})
+
+    def tolerance(self, name: str) -> float:
+        for key in ("tolerances", "tolerance_by_output"):
+            if name in self.meta.get(key, {}):
+                return float(self.meta[key][name])
+        if "tolerance" in self.meta and not isinstance(self.meta["tolerance"], dict):
+            return float(self.meta["tolerance"])
+        raise KeyError(f"{self.path.name}: no tolerance recorded for output {name!r}")
+
+
+def load_fixture(path: str | Path) -> Fixture:
+    path = Path(path)
+    with np.load(path, allow_pickle=False) as f:
+        if "meta" not in f.files:
+            raise ValueError(f"{path}: not a fixture (no 'meta' entry)")
+        meta = json.loads(str(f["meta"]))
+        groups: dict[str, dict] = {"param": {}, "in": {}, "out": {}}
+        for k in f.files:
+            head, _, rest = k.partition("/")
+            if head in groups:
+                groups[head][rest] = f[k]
+    return Fixture(path, meta, groups["param"], groups["in"], groups["out"])
+
+
+@dataclasses.dataclass
+class Weights:
+    """Where a runner takes its weights from: the fixture's `param/*` or original checkpoint files."""
+
+    fixture: Fixture
+    files: tuple[str, ...] = ()
+
+    def inpainting_parts(self) -> dict[str, dict]:
+        """{'codec'|'fdm'|'sampler': PyTorch sub-state_dict} from the .pth files, else from param/*."""
+        from fdm_jax.convert import checkpoints, put_fdm
+
+        if self.files:
+            parts, _ = checkpoints.load_inpainting_parts(self.files)
+            return parts
+        parts, _ = put_fdm.split_inpainting_state_dict(self.fixture.params, str(self.fixture.path))
+        return parts
+
+    def part(self, name: str, bare_if_fixture: bool = True) -> dict:
+        """The state_dict of one part. Fixtures of a single module store it bare (no prefix)."""
+        if not self.files and bare_if_fixture:
+            return self.fixture.params
+        parts = self.inpainting_parts()
+        if name not in parts:
+            src = ", ".join(self.files) if self.files else str(self.fixture.path)
+            raise LookupError(f"no {name} weights in {src} (found parts: {sorted(parts) or 'none'})")
+        return parts[name]
+
+
+Runner = Callable[[Fixture, Weights], Mapping[str, np.ndarray]]
+_REGISTRY: list[tuple[re.Pattern, Runner]] = []
+
+
+def register(pattern: str):
+    """Decorator: run fixtures whose meta.module matches `pattern` (re.search) with this function.
+    The function returns {output name: array in the fixture's (PyTorch) layout}."""
+
+    def deco(fn: Runner) -> Runner:
+        _REGISTRY.append((re.compile(pattern), fn))
+        return fn
+
+    return deco
+
+
+def find_runner(module: str) -> Runner | None:
+    from fdm_jax.parity import runners  # noqa: F401  (importing registers every runner)
+
+    return next((fn for pat, fn in _REGISTRY if pat.search(module)), None)
+
+
+@dataclasses.dataclass
+class Row:
+    name: str
+    error: float | None  # None: not produced / shape mismatch
+    tolerance: float
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is not None and self.error <= self.tolerance
+
+
+def compare(fx: Fixture, produced: Mapping[str, np.ndarray]) -> list[Row]:
+    rows = []
+    for name, ref in fx.outputs.items():
+        tol = fx.tolerance(name)
+        if name not in produced:
+            rows.append(Row(name, None, tol, "not produced"))
+            continue
+        got = np.asarray(produced[name])
+        if got.shape != ref.shape:
+            rows.append(Row(name, None, tol, f"shape {got.shape} != recorded {ref.shape}"))
+            continue
+        if ref.size == 0:
+            rows.append(Row(name, 0.0, tol))
+            continue
+        err = np.max(np.abs(got.astype(np.float64) - ref.astype(np.float64)))
+        rows.append(Row(name, float(err), tol))
+    return rows
+
+
+def run_fixture(path, weights: tuple[str, ...] = ()) -> tuple[int, list[Row], str]:
+    """-> (status, rows, message)."""
+    fx = load_fixture(path)
+    module = str(fx.meta.get("module", ""))
+    runner = find_runner(module)
+    if runner is None:
+        return EXIT_UNKNOWN, [], f"unknown module: {module}"
+    try:
+        produced = runner(fx, Weights(fx, tuple(weights)))
+    except Exception as e:  # a conversion error or a runner failure is a parity failure, reported in one line
+        return EXIT_MISMATCH, [], f"{type(e).__name__}: {e}"
+    rows = compare(fx, produced)
+    return (EXIT_OK if all(r.ok for r in rows) else EXIT_MISMATCH), rows, module
+
+
+def _format(row: Row) -> str:
+    err = "—" if row.error is None else f"{row.error:.3e}"
+    status = "ok" if row.ok else "FAIL"
+    return f"  {row.name:32s} max_abs_err {err:>10s}  tol {row.tolerance:.1e}  {status} {row.note}".rstrip()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import jax
+
+    # The fixtures are float32 on CPU; GPUs/TPUs would otherwise use reduced-precision matmuls.
+    jax.config.update("jax_default_matmul_precision", "highest")
+
+    ap = argparse.ArgumentParser(prog="python -m fdm_jax.parity", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("fixtures", nargs="+", help="fixture .npz files of the original code")
+    ap.add_argument("--weights", action="append", default=[], metavar="FILE.pth",
+                    help="take the weights from this original checkpoint (repeatable) instead of param/*")
+    args = ap.parse_args(argv)
+
+    failed = unknown = False
+    for path in args.fixtures:
+        if not Path(path).is_file():
+            print(f"{path}: no such fixture file")
+            failed = True
+            continue
+        status, rows, msg = run_fixture(path, tuple(args.weights))
+        print(f"{path}: {'PASS' if status == EXIT_OK else ('UNKNOWN' if status == EXIT_UNKNOWN else 'FAIL')}"
+              + ("" if status == EXIT_OK and not args.weights else f"  ({msg})" if status != EXIT_OK else
+                 f"  (weights: {', '.join(args.weights)})"))
+        for r in rows:
+            print(_format(r))
+        failed |= status == EXIT_MISMATCH
+        unknown |= status == EXIT_UNKNOWN
+    return EXIT_MISMATCH if failed else (EXIT_UNKNOWN if unknown else EXIT_OK)
+
+
+def cli() -> None:
+    sys.exit(main())

@@ -1,0 +1,3 @@
+"""Importing this package registers every parity runner."""
+
+from fdm_jax.parity.runners import put_fdm  # noqa: F401
