@@ -1,0 +1,1 @@
+"""Converters from the original PyTorch checkpoints to Flax variable trees."""
