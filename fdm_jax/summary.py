@@ -1,0 +1,74 @@
+"""Parameter counts per module of a config, beside the paper's (FDM paper Table 2: PUT 119M, FDM 3M).
+
+    python -m fdm_jax.summary --config configs/paris.py
+
+Counts come from `jax.eval_shape` of each module's init, so the full 111M-parameter transformer is
+counted without allocating it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import jax
+import jax.numpy as jnp
+
+from fdm_jax.models import build_models
+
+
+def _count(tree) -> int:
+    return sum(math.prod(x.shape) for x in jax.tree.leaves(tree))
+
+
+def count_parameters(model_config, image_size: int) -> dict[str, int]:
+    """{row name: number of parameters}. Codebook buffers are counted separately, as PyTorch does
+    (they are buffers, not parameters, in the original)."""
+    models = build_models(model_config)
+    counts: dict[str, int] = {}
+    if "codec" in models:
+        codec = models["codec"]
+        s = image_size
+        v = jax.eval_shape(lambda: codec.init(jax.random.key(0), jnp.zeros((1, s, s, codec.in_ch)),
+                                              jnp.ones((1, s, s, 1))))
+        p = v["params"]
+        counts["codec/encoder"] = _count(p["encoder"])
+        counts["codec/quant_conv"] = _count(p["quant_conv"])
+        counts["codec/post_quant_conv"] = _count(p["post_quant_conv"])
+        counts["codec/decoder"] = _count(p["decoder"])
+        counts["codec (total)"] = _count(p)
+        counts["codec/codebook buffers (embedding only)"] = _count(v["codebook"]["quantizer"]["embedding"])
+    if "sampler" in models:
+        sm = models["sampler"]
+        v = jax.eval_shape(lambda: sm.init(jax.random.key(0), jnp.zeros((1, sm.seq_len, sm.feature_dim))))
+        counts["sampler (transformer)"] = _count(v["params"])
+    if "codec" in models and "sampler" in models:
+        counts["PUT = codec + sampler"] = counts["codec (total)"] + counts["sampler (transformer)"]
+    if "fdm" in models:
+        f = models["fdm"]
+        v = jax.eval_shape(lambda: f.init(jax.random.key(0), jnp.zeros((1, 4, 4, f.embed_dim)),
+                                          jnp.ones((1, 4, 4, 1))))
+        counts["FDM"] = _count(v["params"])
+    if "PUT = codec + sampler" in counts and "FDM" in counts:
+        counts["PUT + FDM"] = counts["PUT = codec + sampler"] + counts["FDM"]
+    return counts
+
+
+def main(argv=None) -> int:
+    from fdm_jax.config_loading import load_config
+
+    ap = argparse.ArgumentParser(prog="python -m fdm_jax.summary", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True, help="config file, optionally with :variant (e.g. configs/paris.py:tiny)")
+    args = ap.parse_args(argv)
+    config = load_config(args.config)
+    counts = count_parameters(config.model, config.image_size)
+    paper = {"PUT = codec + sampler": "119M", "FDM": "3M"}  # FDM paper (WACV 2025) Table 2
+    print(f"{'module':42s} {'parameters':>14s} {'millions':>9s}  paper (Table 2)")
+    for name, n in counts.items():
+        print(f"{name:42s} {n:14,d} {n / 1e6:9.2f}  {paper.get(name, '')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
