@@ -127,3 +127,17 @@ def test_sampler_conversion_checks_all_tensors(greedy, models):
     del sd["blocks.1.attn.proj.bias"]
     with pytest.raises(ConversionError, match=r"blocks\.1\.attn\.proj\.bias"):
         convert_sampler(sd, models["sampler"])
+
+
+def test_readme_recipe_with_tiny_config():
+    """The README's checkpoint recipe, on the tiny config (the fixtures' reduced sizes)."""
+    from pathlib import Path
+
+    from fdm_jax.config_loading import load_config
+    from fdm_jax.models import build_models
+
+    config = load_config(str(Path(__file__).resolve().parents[1] / "configs/paris.py:tiny"))
+    models = build_models(config.model)
+    variables = checkpoints.load_original_inpainting_model(
+        [require(PUT / "put_fdm_codec_fdm_tuning.pth"), require(PUT / "put_fdm_transformer.pth")], models)
+    assert set(variables) == {"codec", "sampler", "fdm"}
