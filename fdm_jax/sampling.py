@@ -1,0 +1,214 @@
+"""Pluralistic inference of PUT + FDM as pure functions (spec §4; hyudsl/FDM:
+image_synthesis/modeling/model/inpainting_model.py `sample` / `content_generate`,
+vector_predictor/transformer.py `get_sample_token`, utils/misc.py `logits_top_k`).
+
+The original fills masked patches one per pass of the full transformer (num_token_per_iter = 1):
+
+    F   <- unquantized features of the masked image; S <- F as a row-major sequence (B, L, C)
+    known <- token_type == 1
+    while some position is unknown:
+        logits <- sampler(S)                      # full pass, no cache, no pixel re-encoding
+        conf   <- max over classes; conf[known] <- -inf
+        p      <- argmax over positions of conf   # the most confident unfilled patch
+        z      <- logits[p]; keep the top_k largest, the rest -inf
+        t      ~ softmax(z / temperature)         # the original hard-codes temperature 1
+        S[p]   <- E[t]; known[p] <- True; token[p] <- t
+
+Here the loop is one `jax.lax.while_loop` over the whole batch (state: `SamplingState`). An image
+whose positions are all known simply stops changing (every update is gated by `jnp.where`), which is
+what the original's dropping finished images out of the batch amounts to: the transformer has no
+interaction across the batch.
+
+Random keys. `key` is either ONE key for the batch, from which image i gets `fold_in(key, i)`, or an
+array of B keys (one per image, used as given). The draw of the n-th filled patch of an image uses
+`fold_in(image_key, n)`. Image i's samples therefore depend only on its own key, never on the batch
+it runs in: running image i alone with `image_keys(key, B)[i:i+1]` reproduces the batched result.
+
+Conventions: images (B, H, W, 3) float in [0, 255], NHWC; masks (B, H, W, 1) with 1 = known pixel.
+Feature grids are (B, h, w, C); sequences are row-major, l = w * row + col.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from fdm_jax.models.codec import PatchVQVAE
+from fdm_jax.models.feature_dequantizer import apply_fdm
+from fdm_jax.models.patch_masks import UNMASKED, masked_patch_index
+
+__all__ = [
+    "SamplingState", "composite", "image_keys", "inpaint", "inpaint_samples", "select_position",
+    "sample_tokens", "top_k_filter",
+]
+
+
+@struct.dataclass
+class SamplingState:
+    """Carry of the fill loop (all arrays batched over images)."""
+
+    sequence: jax.Array        # (B, L, C) features fed to the sampler: F, then E[t] where filled
+    known: jax.Array           # (B, L) bool: known from the start or already filled
+    tokens: jax.Array          # (B, L) int32: input tokens, then sampled tokens where filled
+    fill_positions: jax.Array  # (B, L) int32: position filled at each step, -1 beyond the image's count
+    fill_tokens: jax.Array     # (B, L) int32: token drawn at each step, -1 beyond
+    step: jax.Array            # () int32: loop iterations so far
+    keys: jax.Array            # (B,) typed PRNG keys, one per image
+
+
+# -- the pieces of one step (also used by the parity runner on the first step) --------------------
+
+def select_position(logits: jax.Array, known: jax.Array) -> jax.Array:
+    """get_sample_token's position rule: argmax over unknown positions of the max-over-classes logit.
+    logits (B, L, K), known (B, L) bool -> (B,) int32 (0 when nothing is unknown)."""
+    conf = jnp.where(known, -jnp.inf, jnp.max(logits, axis=-1))
+    return jnp.argmax(conf, axis=-1).astype(jnp.int32)
+
+
+def top_k_filter(logits: jax.Array, k: int) -> jax.Array:
+    """misc.logits_top_k(filter_type='count'): the k largest logits along the last axis kept (by index,
+    as torch.topk + scatter, so ties never keep more than k), the rest -inf."""
+    k = max(min(int(k), logits.shape[-1]), 1)
+    vals, idx = jax.lax.top_k(logits, k)
+    out = jnp.full_like(logits, -jnp.inf)
+    return jnp.put_along_axis(out, idx, vals, axis=-1, inplace=False)
+
+
+def image_keys(key: jax.Array, batch: int) -> jax.Array:
+    """Per-image keys (B,) from one key (`fold_in(key, i)`) or from B keys (returned as given).
+    Accepts typed keys (`jax.random.key`) and raw uint32 keys (`jax.random.PRNGKey`)."""
+    if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.wrap_key_data(jnp.asarray(key, jnp.uint32))
+    if key.ndim == 0:
+        return jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(batch))
+    if key.shape != (batch,):
+        raise ValueError(f"key: one key or {batch} per-image keys expected, got shape {key.shape}")
+    return key
+
+
+# -- sampling ------------------------------------------------------------------------------------
+
+def _embed(codec, codec_vars, tokens):
+    return codec.apply(codec_vars, tokens, method=PatchVQVAE.embed)
+
+
+def sample_tokens(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, image, mask, key, *,
+                  top_k: int = 50, temperature: float = 1.0) -> dict:
+    """InpaintingModel.content_generate with num_token_per_iter = 1, as one `lax.while_loop`.
+
+    image (B, H, W, 3) in [0, 255]; mask (B, H, W, 1), 1 = known; key: one key or B keys (module doc).
+    top_k = 1 is greedy (deterministic). Returns, per image:
+      input_feature (B, h, w, C)  F, unquantized features of the masked image
+      input_token (B, h, w)       the quantizer's dual-codebook indices of F
+      token_type (B, h, w)        1 known, 0 fully masked, 2 partly masked
+      generated_feature (B, h, w, C)  F at known patches, E[t] at filled patches
+      tokens (B, L) int32         input_token at known positions, the sampled token at filled ones
+      fill_positions, fill_tokens (B, L) int32  in fill order, -1 beyond the image's count
+      num_filled (B,) int32       patches filled per image
+      num_iterations () int32     loop iterations (= max of num_filled; the original's number of
+                                  get_sample_token calls)
+    """
+    g = codec.apply(codec_vars, image, mask, method=PatchVQVAE.get_features)
+    f, tt = g["feature"], g["token_type"]
+    b, h, w, c = f.shape
+    n = h * w
+    known0 = (tt == UNMASKED).reshape(b, n)
+    state = SamplingState(
+        sequence=f.reshape(b, n, c),
+        known=known0,
+        tokens=g["token"].reshape(b, n).astype(jnp.int32),
+        fill_positions=jnp.full((b, n), -1, jnp.int32),
+        fill_tokens=jnp.full((b, n), -1, jnp.int32),
+        step=jnp.zeros((), jnp.int32),
+        keys=image_keys(key, b),
+    )
+    rows = jnp.arange(b)
+
+    def cond(s: SamplingState):
+        return jnp.any(~s.known)
+
+    def body(s: SamplingState) -> SamplingState:
+        active = jnp.any(~s.known, axis=-1)                                  # (B,)
+        logits = sampler.apply(sampler_vars, s.sequence)                     # (B, L, K)
+        p = select_position(logits, s.known)                                 # (B,)
+        z = top_k_filter(logits[rows, p], top_k) / temperature               # (B, K)
+        step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(s.keys, s.step)
+        t = jax.vmap(jax.random.categorical)(step_keys, z).astype(jnp.int32)  # (B,)
+        e = _embed(codec, codec_vars, t)                                     # (B, C)
+        hit = active[:, None] & (jnp.arange(n)[None, :] == p[:, None])       # (B, L)
+        col = jnp.arange(n)[None, :] == s.step
+        return s.replace(
+            sequence=jnp.where(hit[..., None], e[:, None, :], s.sequence),
+            known=s.known | hit,
+            tokens=jnp.where(hit, t[:, None], s.tokens),
+            fill_positions=jnp.where(col & active[:, None], p[:, None], s.fill_positions),
+            fill_tokens=jnp.where(col & active[:, None], t[:, None], s.fill_tokens),
+            step=s.step + 1,
+        )
+
+    s = jax.lax.while_loop(cond, body, state)
+    return {
+        "input_feature": f,
+        "input_token": g["token"],
+        "token_type": tt,
+        "generated_feature": s.sequence.reshape(b, h, w, c),
+        "tokens": s.tokens,
+        "fill_positions": s.fill_positions,
+        "fill_tokens": s.fill_tokens,
+        "num_filled": jnp.sum(~known0, axis=-1).astype(jnp.int32),
+        "num_iterations": s.step,
+    }
+
+
+# -- FDM and decoding ----------------------------------------------------------------------------
+
+def inpaint(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, fdm, fdm_vars, image, mask, key, *,
+            top_k: int = 50, temperature: float = 1.0, use_fdm: bool = True) -> dict:
+    """InpaintingModel.sample: sample tokens, then FDM, then decode (spec §1.2).
+
+    QV = F*(1-m) + G*m; V = QV + m*FDM([QV; m]) (m = masked_patch_idx); Y = decoder(post_quant_conv(V),
+    masked image, mask); inpainted_image = clamp((Y+1)*127.5, 0, 255), float, known pixels NOT pasted
+    back (as the original; see `composite`). With use_fdm=False (or fdm None) G is decoded directly
+    (the FDM repository's pipeline without FDM, which decodes known patches from unquantized F).
+    Returns sample_tokens' dict plus masked_patch_idx (B, h, w, 1), pv (with FDM), feature_after_fdm
+    (the decoded features V) and inpainted_image (B, H, W, 3).
+    """
+    out = sample_tokens(codec, codec_vars, sampler, sampler_vars, image, mask, key,
+                        top_k=top_k, temperature=temperature)
+    f, gen = out["input_feature"], out["generated_feature"]
+    m = masked_patch_index(mask, codec.patch_size)
+    if use_fdm and fdm is not None:
+        v, pv = apply_fdm(lambda q, mm: fdm.apply(fdm_vars, q, mm), gen, f, m)
+        out["pv"] = pv
+    else:
+        v = gen
+    out["masked_patch_idx"] = m
+    out["feature_after_fdm"] = v
+    out["inpainted_image"] = codec.apply(codec_vars, v, image, mask, method=PatchVQVAE.decode_with_feature)
+    return out
+
+
+def _split_keys(key: jax.Array, num: int, batch: int) -> jax.Array:
+    """(num, B) per-image keys: sample s of image i uses split(k_i, num)[s], k_i = image_keys(key, B)[i]."""
+    return jax.vmap(lambda k: jax.random.split(k, num), out_axes=1)(image_keys(key, batch))
+
+
+def inpaint_samples(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, fdm, fdm_vars, image, mask,
+                    key, num_samples: int, *, top_k: int = 50, temperature: float = 1.0,
+                    use_fdm: bool = True) -> dict:
+    """`num_samples` pluralistic results of every image as one program (vmap over per-sample keys).
+    Every output gains a leading sample axis (N, B, ...). Sample s of image i depends only on image i's
+    key (see `_split_keys`), so it is batch-independent like `inpaint`."""
+    keys = _split_keys(key, num_samples, image.shape[0])
+    fn = functools.partial(inpaint, codec, codec_vars, sampler, sampler_vars, fdm, fdm_vars, image, mask,
+                           top_k=top_k, temperature=temperature, use_fdm=use_fdm)
+    return jax.vmap(fn)(keys)
+
+
+def composite(output: jax.Array, image: jax.Array, mask: jax.Array) -> jax.Array:
+    """Paste the known pixels (mask != 0) of `image` over `output` (both (B, H, W, 3) in [0, 255]).
+    The original does not do this; use it when known pixels must be exactly the input."""
+    return jnp.where(mask != 0, image, output)
