@@ -96,7 +96,7 @@ def _embed(codec, codec_vars, tokens):
 
 
 def sample_tokens(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, image, mask, key, *,
-                  top_k: int = 50, temperature: float = 1.0) -> dict:
+                  top_k: int = 50, temperature: float = 1.0, on_step=None) -> dict:
     """InpaintingModel.content_generate with num_token_per_iter = 1, as one `lax.while_loop`.
 
     image (B, H, W, 3) in [0, 255]; mask (B, H, W, 1), 1 = known; key: one key or B keys (module doc).
@@ -110,6 +110,8 @@ def sample_tokens(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, image, m
       num_filled (B,) int32       patches filled per image
       num_iterations () int32     loop iterations (= max of num_filled; the original's number of
                                   get_sample_token calls)
+    on_step: optional host function called with the finished step count after every iteration
+    (through `jax.debug.callback`, for progress bars); None compiles no callback.
     """
     g = codec.apply(codec_vars, image, mask, method=PatchVQVAE.get_features)
     f, tt = g["feature"], g["token_type"]
@@ -140,6 +142,8 @@ def sample_tokens(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, image, m
         e = _embed(codec, codec_vars, t)                                     # (B, C)
         hit = active[:, None] & (jnp.arange(n)[None, :] == p[:, None])       # (B, L)
         col = jnp.arange(n)[None, :] == s.step
+        if on_step is not None:
+            jax.debug.callback(on_step, s.step + 1)
         return s.replace(
             sequence=jnp.where(hit[..., None], e[:, None, :], s.sequence),
             known=s.known | hit,
@@ -166,7 +170,7 @@ def sample_tokens(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, image, m
 # -- FDM and decoding ----------------------------------------------------------------------------
 
 def inpaint(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, fdm, fdm_vars, image, mask, key, *,
-            top_k: int = 50, temperature: float = 1.0, use_fdm: bool = True) -> dict:
+            top_k: int = 50, temperature: float = 1.0, use_fdm: bool = True, on_step=None) -> dict:
     """InpaintingModel.sample: sample tokens, then FDM, then decode (spec §1.2).
 
     QV = F*(1-m) + G*m; V = QV + m*FDM([QV; m]) (m = masked_patch_idx); Y = decoder(post_quant_conv(V),
@@ -177,7 +181,7 @@ def inpaint(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, fdm, fdm_vars,
     (the decoded features V) and inpainted_image (B, H, W, 3).
     """
     out = sample_tokens(codec, codec_vars, sampler, sampler_vars, image, mask, key,
-                        top_k=top_k, temperature=temperature)
+                        top_k=top_k, temperature=temperature, on_step=on_step)
     f, gen = out["input_feature"], out["generated_feature"]
     m = masked_patch_index(mask, codec.patch_size)
     if use_fdm and fdm is not None:
@@ -198,13 +202,13 @@ def _split_keys(key: jax.Array, num: int, batch: int) -> jax.Array:
 
 def inpaint_samples(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, fdm, fdm_vars, image, mask,
                     key, num_samples: int, *, top_k: int = 50, temperature: float = 1.0,
-                    use_fdm: bool = True) -> dict:
+                    use_fdm: bool = True, on_step=None) -> dict:
     """`num_samples` pluralistic results of every image as one program (vmap over per-sample keys).
     Every output gains a leading sample axis (N, B, ...). Sample s of image i depends only on image i's
     key (see `_split_keys`), so it is batch-independent like `inpaint`."""
     keys = _split_keys(key, num_samples, image.shape[0])
     fn = functools.partial(inpaint, codec, codec_vars, sampler, sampler_vars, fdm, fdm_vars, image, mask,
-                           top_k=top_k, temperature=temperature, use_fdm=use_fdm)
+                           top_k=top_k, temperature=temperature, use_fdm=use_fdm, on_step=on_step)
     return jax.vmap(fn)(keys)
 
 

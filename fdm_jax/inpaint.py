@@ -1,0 +1,175 @@
+"""Pluralistic inpainting of one image from the command line.
+
+    python -m fdm_jax.inpaint --checkpoint fdm_tuning.pth --checkpoint generator.pth \\
+        --image photo.jpg --mask hole.png --num-samples 5 --seed 0 --out results/
+
+Checkpoints: original PUT+FDM `.pth` files (the codec+FDM file and the transformer file, in any
+order; or a directory holding them), or `random` for a freshly initialised model (a smoke test of
+the pipeline: its samples are noise). The model sizes come from --config (default
+configs/paris.py; use configs/paris.py:tiny for the fixtures' reduced models).
+
+Image size policy: the image is scaled so its shorter side equals the model size (256 for the paper
+configs; cv2 INTER_LINEAR) and the centre is cropped, as the original's inference preprocessing.
+A mask of the image's original size follows the same resize (nearest) and crop; a mask of the model
+size is used as is; any other size is an error. Masks: 8-bit PNG, by default white (255) = hole
+(--mask-polarity hole-black for the opposite); non-binary masks are thresholded at 128 with a
+warning. Instead of a mask, --mask-ratio R draws random rectangular holes covering R of the image.
+
+Writes to --out: masked_input.png (holes black, as the original's masked_input/), sample_<k>.png
+(the raw decoder output, as the original; --paste-known pastes the known pixels back), and
+grid.png (input | masked input | samples side by side).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def _load_model(checkpoints: list[str], config_spec: str):
+    import jax
+    import jax.numpy as jnp
+
+    from fdm_jax.config_loading import load_config
+    from fdm_jax.convert.checkpoints import load_original_inpainting_model
+    from fdm_jax.image_io import InputError
+    from fdm_jax.models import build_models
+
+    config = load_config(config_spec)
+    models = build_models(config.model)
+    if checkpoints == ["random"]:
+        s = config.image_size
+        codec, sampler, fdm = models["codec"], models["sampler"], models["fdm"]
+        k = jax.random.split(jax.random.key(0), 3)
+        variables = {
+            "codec": jax.jit(codec.init)(k[0], jnp.zeros((1, s, s, 3)), jnp.ones((1, s, s, 1))),
+            "sampler": jax.jit(sampler.init)(k[1], jnp.zeros((1, sampler.seq_len, sampler.feature_dim))),
+            "fdm": jax.jit(fdm.init)(k[2], jnp.zeros((1, 4, 4, fdm.embed_dim)), jnp.ones((1, 4, 4, 1))),
+        }
+        return config, models, variables
+    files: list[str] = []
+    for c in checkpoints:
+        p = Path(c)
+        if p.is_dir():
+            found = sorted(str(f) for f in p.glob("*.pth"))
+            if not found:
+                raise InputError(f"checkpoint directory {p}: no .pth files (project checkpoints are not supported yet)")
+            files += found
+        elif p.is_file():
+            files.append(str(p))
+        else:
+            raise InputError(f"checkpoint {p}: no such file or directory")
+    return config, models, load_original_inpainting_model(files, models)
+
+
+def _prepare_inputs(args, size: int):
+    from fdm_jax.image_io import (check_mask, fit_mask, random_mask, read_image, read_mask,
+                                  resize_and_center_crop)
+
+    raw = read_image(args.image)
+    image, geometry = resize_and_center_crop(raw, size)
+    if args.mask:
+        mask = fit_mask(read_mask(args.mask, args.mask_polarity), raw.shape[:2], geometry, size, str(args.mask))
+    else:
+        mask = random_mask(size, args.mask_ratio, args.seed)
+    check_mask(mask, str(args.mask or "--mask-ratio mask"))
+    return image.astype(np.float32), mask.astype(np.float32)
+
+
+def run(args) -> Path:
+    import jax
+    import jax.numpy as jnp
+
+    from fdm_jax.image_io import write_image
+    from fdm_jax.sampling import composite, inpaint_samples
+
+    config, models, variables = _load_model(args.checkpoint, args.config)
+    image, mask = _prepare_inputs(args, config.image_size)
+    img, msk = jnp.asarray(image)[None], jnp.asarray(mask)[None, ..., None]
+    total = int(np.asarray(models["codec"].apply(variables["codec"], msk, method=models["codec"].token_type) != 1).sum())
+
+    bar = _progress(total, args.num_samples)
+    fn = jax.jit(lambda key: inpaint_samples(
+        models["codec"], variables["codec"], models["sampler"], variables["sampler"],
+        None if args.no_fdm else models["fdm"], None if args.no_fdm else variables["fdm"],
+        img, msk, key, args.num_samples, top_k=args.top_k, use_fdm=not args.no_fdm, on_step=bar.update))
+    out = fn(jax.random.key(args.seed))
+    samples = out["inpainted_image"][:, 0]  # (N, H, W, 3)
+    if args.paste_known:
+        samples = composite(samples, img, msk)
+    samples = np.asarray(samples)
+    bar.close()
+
+    out_dir = Path(args.out)
+    masked = image * mask[..., None]
+    write_image(out_dir / "masked_input.png", masked)
+    for k, s in enumerate(samples):
+        write_image(out_dir / f"sample_{k}.png", s)
+    write_image(out_dir / "grid.png", np.concatenate([image, masked, *samples], axis=1))
+    return out_dir
+
+
+class _progress:
+    """A tqdm bar over fill steps, fed from inside the compiled loop (jax.debug.callback)."""
+
+    def __init__(self, total: int, num_samples: int):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc=f"sampling {num_samples} sample(s): patches filled", unit="patch",
+                        file=sys.stderr)
+        self.done = 0
+
+    def update(self, step):
+        step = int(np.max(step))
+        if step > self.done:
+            self.bar.update(step - self.done)
+            self.done = step
+
+    def close(self):
+        self.bar.close()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m fdm_jax.inpaint", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", action="append", required=True,
+                    help="original .pth file (repeat for codec+FDM and transformer), a directory of them, or 'random'")
+    ap.add_argument("--config", default="configs/paris.py", help="config file[:variant] giving the model sizes")
+    ap.add_argument("--image", required=True)
+    group = ap.add_mutually_exclusive_group(required=True)
+    group.add_argument("--mask", help="mask PNG (see --mask-polarity)")
+    group.add_argument("--mask-ratio", type=float, help="random rectangular holes covering this fraction")
+    ap.add_argument("--mask-polarity", choices=["hole-white", "hole-black"], default="hole-white")
+    ap.add_argument("--num-samples", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--top-k", type=int, default=50, help="top-K of the token sampling (paper: 50; 1 = greedy)")
+    ap.add_argument("--no-fdm", action="store_true", help="decode without the FDM (PUT features only)")
+    ap.add_argument("--paste-known", action="store_true", help="paste the known input pixels into the samples")
+    ap.add_argument("--out", required=True, help="output directory")
+    args = ap.parse_args(argv)
+    if args.num_samples < 1:
+        ap.error("--num-samples must be at least 1")
+
+    from fdm_jax.config_loading import load_config  # noqa: F401  (import errors surface before the try)
+    from fdm_jax.convert.pth_reader import PthFormatError
+    from fdm_jax.convert.put_fdm import ConversionError
+    from fdm_jax.image_io import InputError
+
+    try:
+        out = run(args)
+    except (InputError, ConversionError, PthFormatError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.num_samples} sample(s), masked_input.png and grid.png to {out}")
+    return 0
+
+
+def cli() -> None:
+    raise SystemExit(main())
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,91 @@
+"""The `inpaint` command end to end on real images, and its one-line errors."""
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from fdm_jax.inpaint import main
+from shared_paths import fixtures_dir, require, shared_dir
+
+PLACES = shared_dir() / "data/images/places2_256_freeform"
+PUT = fixtures_dir() / "put_fdm"
+TINY = "configs/paris.py:tiny"
+
+
+def _weights():
+    return ["--checkpoint", str(require(PUT / "put_fdm_codec_fdm_tuning.pth")),
+            "--checkpoint", str(require(PUT / "put_fdm_transformer.pth")), "--config", TINY]
+
+
+def _image(name="Places365_val_00000262"):
+    return str(require(PLACES / f"images/{name}.jpg")), str(require(PLACES / f"masks/{name}.png"))
+
+
+def test_end_to_end_with_converted_weights(tmp_path):
+    image, mask = _image()
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "fdm_jax.inpaint", *_weights(), "--image", image, "--mask", mask,
+                        "--num-samples", "2", "--seed", "3", "--out", str(out), "--paste-known"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "patches filled" in r.stderr  # the progress bar
+    s0, s1 = cv2.imread(str(out / "sample_0.png")), cv2.imread(str(out / "sample_1.png"))
+    assert s0.shape == (64, 64, 3) and not np.array_equal(s0, s1)  # two different samples
+    grid = cv2.imread(str(out / "grid.png"))
+    assert grid.shape == (64, 64 * 4, 3)
+    # --paste-known: known pixels are the (resized) input exactly.
+    masked = cv2.imread(str(out / "masked_input.png"))
+    known = masked.sum(-1) > 0
+    np.testing.assert_array_equal(s0[known], masked[known])
+
+
+def test_same_seed_same_samples_and_random_init(tmp_path):
+    image, _ = _image()
+    args = ["--checkpoint", "random", "--config", TINY, "--image", image, "--mask-ratio", "0.3", "--seed", "1"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "a/sample_0.png")),
+                                  cv2.imread(str(tmp_path / "b/sample_0.png")))
+
+
+@pytest.mark.parametrize("case,expect", [
+    ("unreadable_image", "not a readable image"),
+    ("mask_other_size", "matches neither the image"),
+    ("mask_no_hole", "no hole"),
+    ("mask_all_hole", "no known pixel"),
+    ("missing_checkpoint", "no such file or directory"),
+    ("wrong_config_for_weights", "mis-shaped"),
+])
+def test_bad_input_is_one_line_error(tmp_path, capsys, case, expect):
+    image, mask = _image()
+    weights = _weights()
+    if case == "unreadable_image":
+        (tmp_path / "bad.jpg").write_text("nope")
+        image = str(tmp_path / "bad.jpg")
+    elif case == "mask_other_size":
+        mask = str(tmp_path / "m.png")
+        cv2.imwrite(mask, np.zeros((10, 20), np.uint8))
+    elif case in ("mask_no_hole", "mask_all_hole"):
+        mask = str(tmp_path / "m.png")
+        cv2.imwrite(mask, np.full((256, 256), 0 if case == "mask_no_hole" else 255, np.uint8))
+    elif case == "missing_checkpoint":
+        weights = ["--checkpoint", str(tmp_path / "nothing.pth"), "--config", TINY]
+    elif case == "wrong_config_for_weights":
+        weights = weights[:-1] + ["configs/places.py"]
+    code = main([*weights, "--image", image, "--mask", mask, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("error: ") and expect in err[0], err
+
+
+def test_non_binary_mask_warns_and_runs(tmp_path):
+    image, mask = _image()
+    m = cv2.imread(mask, cv2.IMREAD_UNCHANGED)
+    m = np.where(m > 0, 200, 30).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "grey.png"), m)
+    with pytest.warns(UserWarning, match="thresholded"):
+        assert main([*_weights(), "--image", image, "--mask", str(tmp_path / "grey.png"),
+                     "--out", str(tmp_path / "o")]) == 0
