@@ -228,3 +228,22 @@ def test_without_fdm_decodes_the_generated_grid():
     np.testing.assert_array_equal(plain["tokens"], with_fdm["tokens"])  # FDM does not touch sampling
     np.testing.assert_array_equal(plain["feature_after_fdm"], plain["generated_feature"])
     assert "pv" not in plain and (plain["inpainted_image"] != with_fdm["inpainted_image"]).any()
+
+
+def test_same_samples_on_one_and_eight_devices():
+    """The same key gives the same tokens whether the batch runs on one device or is sharded over 8."""
+    from jax.sharding import NamedSharding, PartitionSpec as P
+
+    codec, cv, sampler, sv, fdm, fv = _models()
+    image, mask = _data(8, 5)
+    key = jax.random.key(7)
+
+    def run(image, mask):
+        return inpaint(codec, cv, sampler, sv, fdm, fv, image, mask, key)
+
+    one = _np(jax.jit(run)(image, mask))
+    mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    data = NamedSharding(mesh, P("data"))
+    eight = _np(jax.jit(run)(jax.device_put(image, data), jax.device_put(mask, data)))
+    np.testing.assert_array_equal(one["tokens"], eight["tokens"])
+    np.testing.assert_allclose(one["inpainted_image"], eight["inpainted_image"], atol=1e-3)
