@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from shared_paths import require, shared_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,6 +60,6 @@ def test_tiny_benchmark_writes_json(tmp_path):
         assert len(r["masked_patches_per_image"]) == r["batch_size"]
         assert max(r["masked_patches_per_image"]) <= 12
         assert r["num_iterations"] == r["masked_patches_max"] >= 1
-        assert r["e2e_s_per_image"] * r["images_per_s"] == __import__("pytest").approx(1.0)
+        assert r["e2e_s_per_image"] * r["images_per_s"] == pytest.approx(1.0)
         # the estimates are for the paper's 8x8 grid fraction of this 8x8 grid: 0.55 * 64 = 35 steps
         assert r["estimated_fill_steps_mask_50_60pct"] == 35
