@@ -153,7 +153,6 @@ def main(argv=None) -> int:
     if args.num_samples < 1:
         ap.error("--num-samples must be at least 1")
 
-    from fdm_jax.config_loading import load_config  # noqa: F401  (import errors surface before the try)
     from fdm_jax.convert.pth_reader import PthFormatError
     from fdm_jax.convert.put_fdm import ConversionError
     from fdm_jax.image_io import InputError

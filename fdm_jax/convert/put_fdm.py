@@ -151,7 +151,7 @@ def convert_with(abstract_vars, state_dict: Mapping[str, np.ndarray], key_fn, wh
             f"{k} {tuple(np.shape(state_dict[k]))}" for k in extra))
     if problems:
         raise ConversionError(f"{what}: " + " | ".join(problems))
-    return jax.tree.map(lambda x: x, tree)
+    return tree
 
 
 def abstract_variables(module: nn.Module, *inputs) -> dict:

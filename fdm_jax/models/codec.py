@@ -68,6 +68,10 @@ class PatchVQVAE(nn.Module):
     def token_type(self, mask: jax.Array) -> jax.Array:
         return pixel_token_type(mask, self.patch_size)
 
+    def _token_type_or_known(self, mask, feature):
+        """Token types of `mask`, or all-known (codes < masked_embed_start) when there is no mask."""
+        return self.token_type(mask) if mask is not None else jnp.ones(feature.shape[:-1], jnp.int32)
+
     def quantize(self, feature, token_type=None, update_ema: bool = False):
         return self.quantizer(feature, token_type, update_ema=update_ema)
 
@@ -90,7 +94,7 @@ class PatchVQVAE(nn.Module):
         if mask is not None:
             x = mask_pixels(x, mask)
         f = self.encode(x)
-        tt = self.token_type(mask) if mask is not None else jnp.ones(f.shape[:-1], jnp.int32)
+        tt = self._token_type_or_known(mask, f)
         q = self.quantize(f, tt)
         return {"feature": f, "feature_quantize": q["quantize"], "token": q["index"], "token_type": tt}
 
@@ -105,7 +109,7 @@ class PatchVQVAE(nn.Module):
         unmasked codes), decode with the masked image; [0, 255]."""
         x = preprocess(image)
         f = self.encode(x)
-        tt = self.token_type(erase_mask) if erase_mask is not None else jnp.ones(f.shape[:-1], jnp.int32)
+        tt = self._token_type_or_known(erase_mask, f)
         q = self.quantize(f, tt)["quantize"]
         return postprocess(self.decode(q, mask_pixels(x, mask), mask))
 
@@ -114,7 +118,7 @@ class PatchVQVAE(nn.Module):
         mask (as the dataset does). Returns (input, reconstruction) in [0, 255] and the quantizer dict."""
         x = preprocess(image)
         f = self.encode(x)
-        tt = self.token_type(erase_mask) if erase_mask is not None else jnp.ones(f.shape[:-1], jnp.int32)
+        tt = self._token_type_or_known(erase_mask, f)
         q = self.quantize(f, tt, update_ema=update_ema)
         y = self.decode(q["quantize"], mask_pixels(x, mask), mask)
         return postprocess(x), postprocess(y), q

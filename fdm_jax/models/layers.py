@@ -8,8 +8,6 @@ that no layer depends on Flax's 'SAME' conventions.
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -140,8 +138,3 @@ def block_reduce(x: jax.Array, patch: int, reducer=jnp.sum) -> jax.Array:
     b, h, w, c = x.shape
     return reducer(x.reshape(b, h // patch, patch, w // patch, patch, c), axis=(2, 4))
 
-
-def stack(modules: Sequence[nn.Module], x):
-    for m in modules:
-        x = m(x)
-    return x

@@ -76,14 +76,28 @@ class Weights:
         parts, _ = put_fdm.split_inpainting_state_dict(self.fixture.params, str(self.fixture.path))
         return parts
 
+    def source(self) -> str:
+        return ", ".join(self.files) if self.files else str(self.fixture.path)
+
+    def inpainting_variables(self, models: Mapping) -> dict:
+        """{'codec'|'fdm'|'sampler': Flax variables} for every module in `models`; a part the weights
+        lack is a LookupError naming it."""
+        from fdm_jax.convert.put_fdm import convert_inpainting_parts
+
+        parts = self.inpainting_parts()
+        missing = sorted(set(models) - set(parts))
+        if missing:
+            raise LookupError(f"no {', '.join(missing)} weights in {self.source()} "
+                              f"(found parts: {sorted(parts) or 'none'})")
+        return convert_inpainting_parts(parts, models, source=self.source())
+
     def part(self, name: str, bare_if_fixture: bool = True) -> dict:
         """The state_dict of one part. Fixtures of a single module store it bare (no prefix)."""
         if not self.files and bare_if_fixture:
             return self.fixture.params
         parts = self.inpainting_parts()
         if name not in parts:
-            src = ", ".join(self.files) if self.files else str(self.fixture.path)
-            raise LookupError(f"no {name} weights in {src} (found parts: {sorted(parts) or 'none'})")
+            raise LookupError(f"no {name} weights in {self.source()} (found parts: {sorted(parts) or 'none'})")
         return parts[name]
 
 
@@ -184,9 +198,12 @@ def main(argv: list[str] | None = None) -> int:
             failed = True
             continue
         status, rows, msg = run_fixture(path, tuple(args.weights))
-        print(f"{path}: {'PASS' if status == EXIT_OK else ('UNKNOWN' if status == EXIT_UNKNOWN else 'FAIL')}"
-              + ("" if status == EXIT_OK and not args.weights else f"  ({msg})" if status != EXIT_OK else
-                 f"  (weights: {', '.join(args.weights)})"))
+        label = {EXIT_OK: "PASS", EXIT_MISMATCH: "FAIL", EXIT_UNKNOWN: "UNKNOWN"}[status]
+        if status != EXIT_OK:
+            label += f"  ({msg})"
+        elif args.weights:
+            label += f"  (weights: {', '.join(args.weights)})"
+        print(f"{path}: {label}")
         for r in rows:
             print(_format(r))
         failed |= status == EXIT_MISMATCH

@@ -8,7 +8,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fdm_jax.convert.put_fdm import convert_inpainting_parts
 from fdm_jax.models import FeatureDequantizer
 from fdm_jax.parity.harness import Fixture, Weights, register
 from fdm_jax.parity.runners.put_fdm import codec_from_kwargs, nchw, nhwc, sampler_from_kwargs
@@ -23,12 +22,7 @@ def run_inpainting(fx: Fixture, weights: Weights) -> dict:
     kw = fx.kwargs
     models = {"codec": codec_from_kwargs(kw), "sampler": sampler_from_kwargs(kw["transformer"]),
               "fdm": FeatureDequantizer(embed_dim=kw["e_dim"])}
-    parts = weights.inpainting_parts()
-    missing = sorted(set(models) - set(parts))
-    if missing:
-        src = ", ".join(weights.files) if weights.files else str(fx.path)
-        raise LookupError(f"no {', '.join(missing)} weights in {src} (found parts: {sorted(parts) or 'none'})")
-    v = convert_inpainting_parts(parts, models, source=", ".join(weights.files) or str(fx.path))
+    v = weights.inpainting_variables(models)
     codec, sampler, fdm = models["codec"], models["sampler"], models["fdm"]
     image, mask = nhwc(fx.inputs["image"]), nhwc(fx.inputs["mask"])
 
