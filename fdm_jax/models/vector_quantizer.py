@@ -66,7 +66,7 @@ class VectorQuantizer(nn.Module):
             "codebook", "embedding",
             lambda: jax.random.normal(self.make_rng("params"), (self.num_embed, self.embed_dim)),
         )
-        self.embedding_avg = self.variable("codebook", "embedding_avg", lambda: self.embedding.value)
+        self.embedding_avg = self.variable("codebook", "embedding_avg", lambda: jnp.copy(self.embedding.value))  # own buffer (donation)
         self.cluster_size = self.variable("codebook", "cluster_size", lambda: jnp.zeros((self.num_embed,)))
 
     def __call__(self, z: jax.Array, token_type: jax.Array | None = None, update_ema: bool = False):
