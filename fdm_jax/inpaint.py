@@ -3,9 +3,12 @@
     python -m fdm_jax.inpaint --checkpoint fdm_tuning.pth --checkpoint generator.pth \\
         --image photo.jpg --mask hole.png --num-samples 5 --seed 0 --out results/
 
-Checkpoints: original PUT+FDM `.pth` files (the codec+FDM file and the transformer file, in any
-order; or a directory holding them), or `random` for a freshly initialised model (a smoke test of
-the pipeline: its samples are noise). The model sizes come from --config (default
+Checkpoints: an fdm_jax training run (the run root that `python train.py` writes, holding
+codec/ sampler/ fdm/ fdm_tuning/, or phase run directories: the codec and FDM come from the latest
+phase, the transformer from `sampler`, the model sizes from the run's saved config); original
+PUT+FDM `.pth` files (the codec+FDM file and the transformer file, in any order; or a directory
+holding them); or `random` for a freshly initialised model (a smoke test of the pipeline: its samples
+are noise). For `.pth` files and `random` the model sizes come from --config (default
 configs/paris.py; use configs/paris.py:tiny for the fixtures' reduced models).
 
 Image size policy: the image is scaled so its shorter side equals the model size (256 for the paper
@@ -51,18 +54,45 @@ def _load_model(checkpoints: list[str], config_spec: str):
         }
         return config, models, variables
     files: list[str] = []
+    project: list[str] = []
     for c in checkpoints:
         p = Path(c)
         if p.is_dir():
             found = sorted(str(f) for f in p.glob("*.pth"))
-            if not found:
-                raise InputError(f"checkpoint directory {p}: no .pth files (project checkpoints are not supported yet)")
-            files += found
+            if found:
+                files += found
+            else:
+                project.append(str(p))
         elif p.is_file():
             files.append(str(p))
         else:
             raise InputError(f"checkpoint {p}: no such file or directory")
+    if project and files:
+        raise InputError("--checkpoint: give either original .pth files or fdm_jax run directories, not both")
+    if project:
+        return _load_project(project)
     return config, models, load_original_inpainting_model(files, models)
+
+
+def _load_project(dirs: list[str]):
+    """fdm_jax training runs (a run root with phase folders, or phase folders): the model sizes come
+    from the checkpoints' own config, not from --config."""
+    import ml_collections
+
+    from fdm_jax.image_io import InputError
+    from fdm_jax.models import build_models
+    from fdm_jax.train.checkpointing import CheckpointError, load_inference_variables
+
+    try:
+        variables, saved = load_inference_variables(dirs)
+    except CheckpointError as e:
+        raise InputError(str(e)) from None
+    missing = sorted({"codec", "sampler", "fdm"} - set(variables))
+    if missing:
+        raise InputError(f"--checkpoint {', '.join(dirs)}: no {', '.join(missing)} weights in these runs "
+                         f"(train phases codec/sampler/fdm[_tuning], or give the run root holding them)")
+    config = ml_collections.ConfigDict(saved)
+    return config, build_models(config.model), variables
 
 
 def _prepare_inputs(args, size: int):
@@ -136,7 +166,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fdm_jax.inpaint", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", action="append", required=True,
-                    help="original .pth file (repeat for codec+FDM and transformer), a directory of them, or 'random'")
+                    help="fdm_jax run directory, original .pth file (repeat for codec+FDM and transformer), a directory "
+                         "of .pth files, or 'random'")
     ap.add_argument("--config", default="configs/paris.py", help="config file[:variant] giving the model sizes")
     ap.add_argument("--image", required=True)
     group = ap.add_mutually_exclusive_group(required=True)

@@ -1,0 +1,232 @@
+"""The training loop: one phase (or all four in order) from a config, resumable.
+
+    from fdm_jax.train import train
+    train(load_config("configs/demo.py"), "runs/demo")
+
+Per phase, in `<workdir>`: `checkpoints/<step>/` (orbax), `metrics.jsonl`, `tensorboard/`,
+`samples/step_<n>.png`. Running the same command again resumes from the latest checkpoint (the
+data iterator included), so an interrupted run ends with the parameters an uninterrupted one has.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from fdm_jax.train.checkpointing import Checkpointer, load_trained_variables
+from fdm_jax.train.metrics_log import MetricsLog, write_grid
+from fdm_jax.train.phases import PHASE_MODELS, make_phase
+
+PHASE_ORDER = ("codec", "sampler", "fdm", "fdm_tuning")
+
+
+class TrainingError(RuntimeError):
+    pass
+
+
+def data_mesh(devices=None) -> jax.sharding.Mesh:
+    """A 1-D mesh 'data' over the devices: data parallelism, parameters replicated."""
+    devices = jax.devices() if devices is None else devices
+    return jax.sharding.Mesh(np.asarray(devices), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def build_source(data_cfg, split: str = "train"):
+    """The image source named by config.data.source: 'demo' (scikit-image's sample images, no
+    download), 'folder' (data_root/train_name or val_name) or 'tfds' (a built tfds dataset)."""
+    from fdm_jax.data import sources
+
+    kind = data_cfg.source
+    if kind == "demo":
+        return sources.DemoImageSource()
+    if kind == "folder":
+        name = data_cfg.train_name if split == "train" else data_cfg.val_name
+        list_file = data_cfg.train_list_file if split == "train" else data_cfg.val_list_file
+        root = Path(data_cfg.data_root) / name
+        return sources.FolderImageSource(root, str(data_cfg.image_end_with.eval), list_file=list_file or None)
+    if kind == "tfds":
+        from fdm_jax.data.tfds_sources import TfdsImageSource
+        return TfdsImageSource(data_cfg.tfds_name, split=split, data_dir=data_cfg.tfds_data_dir or None)
+    raise ValueError(f"config key data.source: {kind!r} is not one of 'demo', 'folder', 'tfds'")
+
+
+def provided_masks(config, phase: str):
+    """The NVIDIA mask files of a phase (None when the phase never uses provided masks)."""
+    m = config.masks[phase]
+    if not m.provided_mask_only and float(m.provided_mask_prob) <= 0:
+        return None
+    from fdm_jax.data.masks import ProvidedMasks
+    return ProvidedMasks(Path(config.data.data_root) / m.provided_mask_name, tuple(m.provided_mask_file_range))
+
+
+def load_init_variables(init_from: str, run_root: Path) -> dict:
+    """Variables to start a phase from: '' (fresh), original `.pth` file(s) (comma-separated), or a
+    project run directory ('{run}' is replaced by the run root, e.g. '{run}/codec')."""
+    if not init_from:
+        return {}
+    spec = init_from.format(run=str(run_root))
+    paths = [s.strip() for s in spec.split(",") if s.strip()]
+    if all(p.endswith(".pth") for p in paths):
+        from fdm_jax.convert.checkpoints import load_inpainting_parts
+        from fdm_jax.convert.put_fdm import convert_inpainting_parts
+
+        return {"_original_parts": load_inpainting_parts(paths)[0]}
+    if len(paths) != 1:
+        raise ValueError(f"config key train.<phase>.init_from: {init_from!r} mixes .pth files and directories")
+    variables, _ = load_trained_variables(paths[0])
+    return variables
+
+
+def _init_variables_for(phase, loaded: dict) -> dict:
+    if "_original_parts" in loaded:
+        from fdm_jax.convert.put_fdm import convert_inpainting_parts
+
+        parts = {k: v for k, v in loaded["_original_parts"].items() if k in phase.models}
+        return convert_inpainting_parts(parts, {k: phase.models[k] for k in parts}, source="init_from")
+    return {k: v for k, v in loaded.items() if k in phase.models}
+
+
+def _global_batch(run_cfg, phase_cfg, num_devices: int) -> int:
+    b = int(run_cfg.global_batch_size) or int(phase_cfg.batch_size) * num_devices
+    if b % num_devices:
+        raise ValueError(f"config key run.global_batch_size: {b} is not divisible by the {num_devices} devices")
+    return b
+
+
+def train_phase(config, workdir, *, run_root=None, devices=None, progress: bool = True):
+    """Trains `config.phase` in `workdir`, resuming from its latest checkpoint. Returns the final
+    TrainState (on the mesh)."""
+    from tqdm import tqdm
+
+    from fdm_jax.data.pipeline import TrainIterator, shard_batch
+
+    workdir = Path(workdir)
+    run_root = Path(run_root) if run_root is not None else workdir.parent
+    run = config.run
+    name = config.phase
+    mesh = data_mesh(devices)
+    ndev = mesh.devices.size
+    pcfg = config.train[name]
+    global_batch = _global_batch(run, pcfg, ndev)
+
+    source = build_source(config.data, "train")
+    iterator = TrainIterator(source, config.masks[name], config.data.train_preprocess, size=config.image_size,
+                             seed=int(config.seed), global_batch=global_batch,
+                             provided=provided_masks(config, name))
+    steps_per_epoch = iterator.steps_per_epoch
+    phase = make_phase(config, steps_per_epoch)
+    total = int(run.max_steps) if int(run.max_steps) > 0 else phase.total_steps
+
+    replicated = NamedSharding(mesh, P())
+    key = jax.random.PRNGKey(int(config.seed))
+    abstract = phase.abstract_state(key)
+    state_sharding = jax.tree_util.tree_map(lambda _: replicated, abstract)
+    ckpt = Checkpointer(workdir / "checkpoints", max_to_keep=int(run.keep_checkpoints))
+    start = ckpt.latest_step()
+    if start is not None:
+        target = jax.tree_util.tree_map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                                        abstract, state_sharding)
+        state, data_state, _ = ckpt.restore(target, start)
+        iterator.set_state(data_state)
+        print(f"[{name}] resumed from {ckpt.directory}/{start}")
+    else:
+        start = 0
+        init = _init_variables_for(phase, load_init_variables(str(pcfg.init_from), run_root))
+        state = jax.device_put(phase.init_state(key, init), state_sharding)
+
+    batch_sharding = NamedSharding(mesh, P("data"))
+    step_fn = jax.jit(phase.train_step, in_shardings=(state_sharding, batch_sharding),
+                      out_shardings=(state_sharding, replicated), donate_argnums=(0,))
+    preview_fn = jax.jit(phase.preview)
+    log = MetricsLog(workdir, tensorboard=bool(run.tensorboard))
+    config_json = config.to_json_best_effort()
+    bar = tqdm(total=total, initial=start, desc=f"train {name}", unit="step", disable=not progress,
+               dynamic_ncols=True)
+    fixed_preview = None
+    t_last, n_last = time.perf_counter(), start
+    try:
+        for step in range(start, total):
+            batch = shard_batch(next(iterator), mesh)
+            if fixed_preview is None:
+                fixed_preview = jax.tree_util.tree_map(lambda x: x[: int(run.sample_images)], batch)
+            state, metrics = step_fn(state, batch)
+            done = step + 1
+            if done % int(run.log_every) == 0 or done == total:
+                m = jax.device_get(metrics)
+                now = time.perf_counter()
+                m["images_per_s"] = (done - n_last) * global_batch / max(now - t_last, 1e-9)
+                t_last, n_last = now, done
+                row = log.write(done, m)
+                bad = [k for k, v in m.items() if not np.isfinite(v)]
+                if bad:
+                    raise TrainingError(f"[{name}] step {done}: non-finite {bad}; last good checkpoint: "
+                                        f"{ckpt.latest_step()} in {ckpt.directory}")
+                bar.set_postfix(loss=f"{row['loss']:.4g}", img_s=f"{m['images_per_s']:.1f}")
+            if done % int(run.checkpoint_every) == 0 or done == total:
+                ckpt.save(done, state, iterator.get_state(), config_json)
+            if int(run.sample_every) > 0 and (done % int(run.sample_every) == 0 or done == total):
+                write_grid(workdir / "samples" / f"step_{done:07d}.png",
+                           jax.device_get(preview_fn(state, fixed_preview)))
+            bar.update(1)
+    finally:
+        bar.close()
+        ckpt.wait()
+        ckpt.close()
+        log.close()
+    return state
+
+
+def train(config, workdir, *, devices=None, progress: bool = True):
+    """Trains config.phase in `workdir`, or, for phase 'all', every phase of `run.phases` in order
+    in `workdir/<phase>`, each starting from the previous ones as its init_from says."""
+    workdir = Path(workdir)
+    if config.phase != "all":
+        return train_phase(config, workdir, devices=devices, progress=progress)
+    phases = tuple(config.run.phases)
+    bad = [p for p in phases if p not in PHASE_ORDER]
+    if bad:
+        raise ValueError(f"config key run.phases: unknown phase(s) {bad}; known: {PHASE_ORDER}")
+    states = {}
+    for p in phases:
+        cfg = config.copy_and_resolve_references()
+        cfg.phase = p
+        states[p] = train_phase(cfg, workdir / p, run_root=workdir, devices=devices, progress=progress)
+    if "sampler" in phases and ("fdm" in phases or "fdm_tuning" in phases):
+        path = write_inpainting_samples(config, workdir)
+        print(f"inpainted samples: {path}")
+    return states
+
+
+def write_inpainting_samples(config, run_root, *, num_images: int = 4, num_samples: int = 3, seed: int = 0):
+    """`run_root/inpainted_samples.png`: rows of [masked input | `num_samples` samples (top-K sampling
+    + FDM) | original] for the first images of the training source (eval preprocessing: centre crop),
+    with the fdm phase's masks at a fixed seed."""
+    from fdm_jax.data.masks import training_masks
+    from fdm_jax.data.preprocess import preprocess_from_config
+    from fdm_jax.models import build_models
+    from fdm_jax.sampling import inpaint_samples
+    from fdm_jax.train.checkpointing import load_inference_variables
+
+    variables, _ = load_inference_variables([run_root])
+    models = build_models(config.model)
+    source = build_source(config.data, "train")
+    n = min(num_images, len(source))
+    size = config.image_size
+    images = np.stack([preprocess_from_config(source.load(i), config.data.eval_preprocess) for i in range(n)])
+    masks = np.stack([training_masks(config.masks.fdm, seed=seed, epoch=0, index=i, size=(size, size),
+                                     provided=provided_masks(config, "fdm"))["mask"] for i in range(n)])
+    out = jax.jit(lambda k: inpaint_samples(
+        models["codec"], variables["codec"], models["sampler"], variables["sampler"], models["fdm"],
+        variables["fdm"], jnp.asarray(images), jnp.asarray(masks), k, num_samples,
+        top_k=int(config.sampling.top_k)))(jax.random.PRNGKey(seed))
+    samples = np.asarray(out["inpainted_image"])  # (N, B, H, W, 3)
+    columns = {"masked input": images * masks}
+    columns.update({f"sample {k}": samples[k] for k in range(num_samples)})
+    columns["original"] = images
+    return write_grid(Path(run_root) / "inpainted_samples.png", columns)
