@@ -62,11 +62,29 @@ def main(argv=None) -> int:
     ap.add_argument("--config", required=True, help="config file, optionally with :variant (e.g. configs/paris.py:tiny)")
     args = ap.parse_args(argv)
     config = load_config(args.config)
+    if config.get("model_name") == "lama":
+        return _summary_lama(config)
     counts = count_parameters(config.model, config.image_size)
     paper = {"PUT = codec + sampler": "119M", "FDM": "3M"}  # FDM paper (WACV 2025) Table 2
     print(f"{'module':42s} {'parameters':>14s} {'millions':>9s}  paper (Table 2)")
     for name, n in counts.items():
         print(f"{name:42s} {n:14,d} {n / 1e6:9.2f}  {paper.get(name, '')}")
+    return 0
+
+
+def _summary_lama(config) -> int:
+    """Big-LaMa (configs/big_lama.py): the FFC generator split at the refinement's front/rear."""
+    from fdm_jax.models.lama_generator import FFCResNetGenerator
+    from fdm_jax.models.lama_generator import count_parameters as lama_count
+
+    counts = lama_count(FFCResNetGenerator(**config.model))
+    ref = config.reference.get("parameters")
+    paper = {"total": "~51M (LaMa paper: Big-LaMa 51M)" + (f"; original code {ref:,}" if ref else "")}
+    print(f"{'module':42s} {'parameters':>14s} {'millions':>9s}  reference")
+    for name, label in (("front", "generator front (refined featuremap z)"), ("rear", "generator rear"),
+                        ("total", "generator (total)"), ("batch_stats", "BatchNorm running-stat buffers")):
+        n = counts[name]
+        print(f"{label:42s} {n:14,d} {n / 1e6:9.2f}  {paper.get(name, '')}")
     return 0
 
 

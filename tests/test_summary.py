@@ -30,3 +30,12 @@ def test_cli_prints_paper_column(capsys):
     assert main(["--config", str(ROOT / "configs/paris.py")]) == 0
     out = capsys.readouterr().out
     assert "118,654,211" in out and "119M" in out and "3,806,976" in out
+
+
+def test_big_lama_count_matches_the_original_code(capsys):
+    from fdm_jax.summary import main
+
+    assert main(["--config", "configs/big_lama.py"]) == 0
+    out = capsys.readouterr().out
+    # 50,975,875 = the original FFCResNetGenerator(big-lama.yaml) (spec lama_refiner §1.8)
+    assert "generator (total)                              50,975,875" in out
