@@ -194,6 +194,10 @@ def generator_forward(variant: str, generator: nn.Module, g_variables: dict, bat
     batch: image (B, H, W, 3) in [-1, 1], edge, gray (B, H, W, 1), mask (B, H, W, 1) with 1 = known, and for
     'medfe' texture (the RTV image, [-1, 1]). The generator must have with_structure_decoder=True."""
     mutable = ["batch_stats", "spectral_norm"]
+    need = ("image", "edge", "gray", "mask") + (("texture",) if variant == "medfe" else ())
+    missing = [k for k in need if k not in batch]
+    if missing:
+        raise ValueError(f"batch: missing {missing}; the {variant!r} generator needs {list(need)}")
     if variant == "medfe":
         args = (batch["image"], batch["edge"], batch["texture"], batch["gray"], batch["mask"])
     elif variant == "lama":
