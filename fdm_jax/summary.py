@@ -64,6 +64,8 @@ def main(argv=None) -> int:
     config = load_config(args.config)
     if config.get("model_name") == "lama":
         return _summary_lama(config)
+    if str(config.get("model_name", "")).startswith("tsgl"):
+        return _summary_tsgl(config)
     counts = count_parameters(config.model, config.image_size)
     paper = {"PUT = codec + sampler": "119M", "FDM": "3M"}  # FDM paper (WACV 2025) Table 2
     print(f"{'module':42s} {'parameters':>14s} {'millions':>9s}  paper (Table 2)")
@@ -85,6 +87,22 @@ def _summary_lama(config) -> int:
                         ("total", "generator (total)"), ("batch_stats", "BatchNorm running-stat buffers")):
         n = counts[name]
         print(f"{label:42s} {n:14,d} {n / 1e6:9.2f}  {paper.get(name, '')}")
+    return 0
+
+
+def _summary_tsgl(config) -> int:
+    """TSGL-LaMa / TSGL-MEDFE: parameters and MACs of one forward (fdm_jax.convert.tsgl.tsgl_summary)."""
+    from fdm_jax.convert.tsgl import tsgl_summary
+
+    s = tsgl_summary(config)
+    paper_p = f"{s['paper_params_M']}M" if s.get("paper_params_M") else ""
+    paper_g = f"{s['paper_gflops']}G" if s.get("paper_gflops") else ""
+    print(f"{'module':42s} {'value':>14s}  paper")
+    print(f"{s['model'] + ' generator parameters':42s} {s['params']:14,d}  {paper_p}")
+    print(f"{'  training-only parameters (not counted)':42s} {s['params_training_only']:14,d}")
+    print(f"{'GMACs at ' + str(s['image_size']) + 'x' + str(s['image_size']):42s} {s['gmacs']:14.2f}  {paper_g}")
+    if s.get("paper_note"):
+        print(f"note: {s['paper_note']}")
     return 0
 
 

@@ -39,3 +39,11 @@ def test_big_lama_count_matches_the_original_code(capsys):
     out = capsys.readouterr().out
     # 50,975,875 = the original FFCResNetGenerator(big-lama.yaml) (spec lama_refiner §1.8)
     assert "generator (total)                              50,975,875" in out
+
+
+def test_tsgl_lama_summary_prints_the_original_counts(capsys):
+    from fdm_jax.summary import main
+
+    assert main(["--config", "configs/tsgl_lama.py:tiny"]) == 0
+    out = capsys.readouterr().out
+    assert "tsgl_lama generator parameters" in out and "GMACs at" in out
