@@ -32,69 +32,6 @@ from pathlib import Path
 import numpy as np
 
 
-def _load_model(checkpoints: list[str], config_spec: str):
-    import jax
-    import jax.numpy as jnp
-
-    from fdm_jax.config_loading import load_config
-    from fdm_jax.convert.checkpoints import load_original_inpainting_model
-    from fdm_jax.image_io import InputError
-    from fdm_jax.models import build_models
-
-    config = load_config(config_spec)
-    models = build_models(config.model)
-    if checkpoints == ["random"]:
-        s = config.image_size
-        codec, sampler, fdm = models["codec"], models["sampler"], models["fdm"]
-        k = jax.random.split(jax.random.key(0), 3)
-        variables = {
-            "codec": jax.jit(codec.init)(k[0], jnp.zeros((1, s, s, 3)), jnp.ones((1, s, s, 1))),
-            "sampler": jax.jit(sampler.init)(k[1], jnp.zeros((1, sampler.seq_len, sampler.feature_dim))),
-            "fdm": jax.jit(fdm.init)(k[2], jnp.zeros((1, 4, 4, fdm.embed_dim)), jnp.ones((1, 4, 4, 1))),
-        }
-        return config, models, variables
-    files: list[str] = []
-    project: list[str] = []
-    for c in checkpoints:
-        p = Path(c)
-        if p.is_dir():
-            found = sorted(str(f) for f in p.glob("*.pth"))
-            if found:
-                files += found
-            else:
-                project.append(str(p))
-        elif p.is_file():
-            files.append(str(p))
-        else:
-            raise InputError(f"checkpoint {p}: no such file or directory")
-    if project and files:
-        raise InputError("--checkpoint: give either original .pth files or fdm_jax run directories, not both")
-    if project:
-        return _load_project(project)
-    return config, models, load_original_inpainting_model(files, models)
-
-
-def _load_project(dirs: list[str]):
-    """fdm_jax training runs (a run root with phase folders, or phase folders): the model sizes come
-    from the checkpoints' own config, not from --config."""
-    import ml_collections
-
-    from fdm_jax.image_io import InputError
-    from fdm_jax.models import build_models
-    from fdm_jax.train.checkpointing import CheckpointError, load_inference_variables
-
-    try:
-        variables, saved = load_inference_variables(dirs)
-    except CheckpointError as e:
-        raise InputError(str(e)) from None
-    missing = sorted({"codec", "sampler", "fdm"} - set(variables))
-    if missing:
-        raise InputError(f"--checkpoint {', '.join(dirs)}: no {', '.join(missing)} weights in these runs "
-                         f"(train phases codec/sampler/fdm[_tuning], or give the run root holding them)")
-    config = ml_collections.ConfigDict(saved)
-    return config, build_models(config.model), variables
-
-
 def _prepare_inputs(args, size: int):
     from fdm_jax.image_io import (check_mask, fit_mask, random_mask, read_image, read_mask,
                                   resize_and_center_crop)
@@ -114,9 +51,10 @@ def run(args) -> Path:
     import jax.numpy as jnp
 
     from fdm_jax.image_io import write_image
+    from fdm_jax.model_loading import load_put_fdm
     from fdm_jax.sampling import composite, inpaint_samples
 
-    config, models, variables = _load_model(args.checkpoint, args.config)
+    config, models, variables = load_put_fdm(args.checkpoint, args.config)
     image, mask = _prepare_inputs(args, config.image_size)
     img, msk = jnp.asarray(image)[None], jnp.asarray(mask)[None, ..., None]
     total = int(np.asarray(models["codec"].apply(variables["codec"], msk, method=models["codec"].token_type) != 1).sum())

@@ -1,0 +1,111 @@
+"""Loading a PUT + FDM inpainting model for inference (the `inpaint` and `evaluate` commands).
+
+    config, models, variables = load_put_fdm(["runs/demo"])                        # a training run
+    config, models, variables = load_put_fdm(["codec_fdm.pth", "transformer.pth"], "configs/paris.py")
+    config, models, variables = load_put_fdm(["random"], "configs/paris.py:tiny")  # smoke test
+
+`checkpoints` is one of:
+  * fdm_jax training runs: a run root as `python train.py` writes it (codec/ sampler/ fdm/
+    fdm_tuning/) or phase run directories. The codec and FDM come from the latest phase, the
+    transformer from `sampler`; the model sizes come from the run's saved config (`config_spec`
+    is not used);
+  * original PUT + FDM `.pth` files (the codec+FDM file and the transformer file, in any order), or
+    a directory holding them; the model sizes come from `config_spec`;
+  * ["random"]: freshly initialised models of `config_spec` (their samples are noise).
+
+Returns (config: ml_collections.ConfigDict, models: {'codec', 'sampler', 'fdm'} Flax modules,
+variables: {'codec', 'sampler', 'fdm'} Flax variable trees). Problems with the inputs raise
+`fdm_jax.image_io.InputError` (or the converters' ConversionError / PthFormatError) with a one-line
+message naming the path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["load_put_fdm", "resolve_checkpoints"]
+
+
+def resolve_checkpoints(checkpoints: Sequence[str]) -> tuple[str, list[str]]:
+    """('random' | 'pth' | 'runs', paths): what kind of checkpoint `checkpoints` names, with
+    directories of `.pth` files expanded to the (sorted) files."""
+    from fdm_jax.image_io import InputError
+
+    checkpoints = [str(c) for c in checkpoints]
+    if not checkpoints:
+        raise InputError("no checkpoint given: name an fdm_jax run directory, original .pth files or 'random'")
+    if "random" in checkpoints:
+        if checkpoints != ["random"]:
+            raise InputError("--checkpoint random: cannot be combined with other checkpoints")
+        return "random", []
+    files: list[str] = []
+    project: list[str] = []
+    for c in checkpoints:
+        p = Path(c)
+        if p.is_dir():
+            found = sorted(str(f) for f in p.glob("*.pth"))
+            if found:
+                files += found
+            else:
+                project.append(str(p))
+        elif p.is_file():
+            files.append(str(p))
+        else:
+            raise InputError(f"checkpoint {p}: no such file or directory")
+    if project and files:
+        raise InputError("--checkpoint: give either original .pth files or fdm_jax run directories, not both")
+    return ("runs", project) if project else ("pth", files)
+
+
+def load_put_fdm(checkpoints: Sequence[str], config_spec: str = "configs/paris.py"):
+    """(config, models, variables) of a PUT + FDM model; see the module docstring."""
+    kind, paths = resolve_checkpoints(checkpoints)
+    if kind == "runs":
+        return _load_runs(paths)
+
+    from fdm_jax.config_loading import load_config
+    from fdm_jax.models import build_models
+
+    config = load_config(config_spec)
+    models = build_models(config.model)
+    if kind == "random":
+        return config, models, _random_variables(config, models)
+    from fdm_jax.convert.checkpoints import load_original_inpainting_model
+
+    return config, models, load_original_inpainting_model(paths, models)
+
+
+def _random_variables(config, models) -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    s = config.image_size
+    codec, sampler, fdm = models["codec"], models["sampler"], models["fdm"]
+    k = jax.random.split(jax.random.key(0), 3)
+    return {
+        "codec": jax.jit(codec.init)(k[0], jnp.zeros((1, s, s, 3)), jnp.ones((1, s, s, 1))),
+        "sampler": jax.jit(sampler.init)(k[1], jnp.zeros((1, sampler.seq_len, sampler.feature_dim))),
+        "fdm": jax.jit(fdm.init)(k[2], jnp.zeros((1, 4, 4, fdm.embed_dim)), jnp.ones((1, 4, 4, 1))),
+    }
+
+
+def _load_runs(dirs: list[str]):
+    """fdm_jax training runs (a run root with phase folders, or phase folders): the model sizes come
+    from the checkpoints' own config."""
+    import ml_collections
+
+    from fdm_jax.image_io import InputError
+    from fdm_jax.models import build_models
+    from fdm_jax.train.checkpointing import CheckpointError, load_inference_variables
+
+    try:
+        variables, saved = load_inference_variables(dirs)
+    except CheckpointError as e:
+        raise InputError(str(e)) from None
+    missing = sorted({"codec", "sampler", "fdm"} - set(variables))
+    if missing:
+        raise InputError(f"--checkpoint {', '.join(dirs)}: no {', '.join(missing)} weights in these runs "
+                         f"(train phases codec/sampler/fdm[_tuning], or give the run root holding them)")
+    config = ml_collections.ConfigDict(saved)
+    return config, build_models(config.model), variables
