@@ -21,6 +21,16 @@ warning. Instead of a mask, --mask-ratio R draws random rectangular holes coveri
 Writes to --out: masked_input.png (holes black, as the original's masked_input/), sample_<k>.png
 (the raw decoder output, as the original; --paste-known pastes the known pixels back), and
 grid.png (input | masked input | samples side by side).
+
+Other models (one deterministic result, sample_0.png, known pixels copied back as their originals):
+  --model lama [--refine]   Big-LaMa (configs/big_lama.py; --checkpoint best.ckpt or a generator
+                            state_dict, or random), at the image's own resolution (padded to 8 and
+                            cropped back); --refine runs multiscale feature refinement with the
+                            original's defaults (--refine-n-iters, --refine-lr, --refine-min-side).
+  --model tsgl_lama [--refine]  TSGL-LaMa (configs/tsgl_lama.py, .pth), own resolution, padded to 32.
+  --model tsgl_medfe        TSGL-MEDFE (configs/tsgl_medfe.py, .pth), 256x256 images only; its texture
+                            input is a Gaussian-blur stand-in for the RTV image the original expects.
+For these the mask must have the image's size (or use --mask-ratio).
 """
 
 from __future__ import annotations
@@ -100,13 +110,44 @@ class _progress:
         self.bar.close()
 
 
+def run_generator(args) -> Path:
+    """--model lama | tsgl_lama | tsgl_medfe."""
+    from fdm_jax import generator_inpainting as gi
+    from fdm_jax.image_io import InputError, check_mask, random_mask, read_image, read_mask, write_image
+
+    if len(args.checkpoint) != 1:
+        raise InputError(f"--model {args.model}: give one --checkpoint (got {len(args.checkpoint)})")
+    image = read_image(args.image)
+    h, w = image.shape[:2]
+    if args.mask:
+        known = read_mask(args.mask, args.mask_polarity)
+    else:
+        known = random_mask(max(h, w), args.mask_ratio, args.seed)[:h, :w]
+    check_mask(known, str(args.mask or "--mask-ratio mask"))
+    gen = gi.load(args.model, args.checkpoint[0], args.config)
+    overrides = {k: v for k, v in (("n_iters", args.refine_n_iters), ("lr", args.refine_lr),
+                                   ("min_side", args.refine_min_side)) if v is not None}
+    result = gi.inpaint(gen, image, known, refine=args.refine, refine_overrides=overrides)
+    out_dir = Path(args.out)
+    masked = image.astype(np.float32) * known[..., None]
+    write_image(out_dir / "masked_input.png", masked)
+    write_image(out_dir / "sample_0.png", result)
+    if result.shape[:2] == image.shape[:2]:
+        write_image(out_dir / "grid.png", np.concatenate([image.astype(np.float32), masked, result], axis=1))
+    return out_dir
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fdm_jax.inpaint", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", action="append", required=True,
                     help="fdm_jax run directory, original .pth file (repeat for codec+FDM and transformer), a directory "
                          "of .pth files, or 'random'")
-    ap.add_argument("--config", default="configs/paris.py", help="config file[:variant] giving the model sizes")
+    ap.add_argument("--model", choices=["put_fdm", "lama", "tsgl_lama", "tsgl_medfe"], default="put_fdm",
+                    help="put_fdm (pluralistic, default), lama, tsgl_lama, tsgl_medfe")
+    ap.add_argument("--config", default=None,
+                    help="config file[:variant] giving the model sizes (default: configs/paris.py for put_fdm, "
+                         "configs/big_lama.py, configs/tsgl_lama.py, configs/tsgl_medfe.py)")
     ap.add_argument("--image", required=True)
     group = ap.add_mutually_exclusive_group(required=True)
     group.add_argument("--mask", help="mask PNG (see --mask-polarity)")
@@ -117,8 +158,16 @@ def main(argv=None) -> int:
     ap.add_argument("--top-k", type=int, default=50, help="top-K of the token sampling (paper: 50; 1 = greedy)")
     ap.add_argument("--no-fdm", action="store_true", help="decode without the FDM (PUT features only)")
     ap.add_argument("--paste-known", action="store_true", help="paste the known input pixels into the samples")
+    ap.add_argument("--refine", action="store_true", help="multiscale feature refinement (--model lama, tsgl_lama)")
+    ap.add_argument("--refine-n-iters", type=int, default=None, help="forward passes per refined scale (original: 15)")
+    ap.add_argument("--refine-lr", type=float, default=None, help="Adam learning rate of the refinement (original: 0.002)")
+    ap.add_argument("--refine-min-side", type=int, default=None, help="refinement pyramid's smallest side (original: 512)")
     ap.add_argument("--out", required=True, help="output directory")
     args = ap.parse_args(argv)
+    if args.refine and args.model not in ("lama", "tsgl_lama"):
+        ap.error("--refine needs --model lama or tsgl_lama")
+    if args.model == "put_fdm" and args.config is None:
+        args.config = "configs/paris.py"
     if args.num_samples < 1:
         ap.error("--num-samples must be at least 1")
 
@@ -127,11 +176,12 @@ def main(argv=None) -> int:
     from fdm_jax.image_io import InputError
 
     try:
-        out = run(args)
+        out = run(args) if args.model == "put_fdm" else run_generator(args)
     except (InputError, ConversionError, PthFormatError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {args.num_samples} sample(s), masked_input.png and grid.png to {out}")
+    n = args.num_samples if args.model == "put_fdm" else 1
+    print(f"wrote {n} sample(s), masked_input.png and grid.png to {out}")
     return 0
 
 

@@ -1,0 +1,146 @@
+"""One-shot inpainting generators behind `python -m fdm_jax.inpaint --model ...`: Big-LaMa (optionally
+with multiscale feature refinement), TSGL-LaMa (512) and TSGL-MEDFE (256).
+
+Each takes the image at its own size policy (LaMa and TSGL-LaMa: full resolution, padded to the
+generator's modulo and cropped back, as the originals; TSGL-MEDFE: 256x256 only, as the original)
+and a known-pixel mask (1 = known), and returns one deterministic result with the known pixels
+copied back, as the originals write their outputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+DEFAULT_CONFIGS = {"lama": "configs/big_lama.py", "tsgl_lama": "configs/tsgl_lama.py",
+                   "tsgl_medfe": "configs/tsgl_medfe.py"}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Generator:
+    name: str
+    config: Any
+    model: Any
+    variables: Any
+
+
+def load(name: str, checkpoint: str, config_spec: str | None = None) -> Generator:
+    """`checkpoint`: an original checkpoint (LaMa's Lightning best.ckpt or a generator state_dict;
+    TSGL's .pth) or 'random' (a smoke test: random weights)."""
+    from fdm_jax.config_loading import load_config
+
+    if name not in DEFAULT_CONFIGS:
+        raise ValueError(f"--model {name!r}: expected one of put_fdm, {', '.join(DEFAULT_CONFIGS)}")
+    config = load_config(config_spec or DEFAULT_CONFIGS[name])
+    if name == "lama":
+        from fdm_jax.convert.lama import load_generator
+        from fdm_jax.models.lama_generator import FFCResNetGenerator, random_variables
+
+        if config.get("model_name") != "lama":
+            raise ValueError(f"--config {config_spec}: not a Big-LaMa config (model_name {config.get('model_name')!r})")
+        model = FFCResNetGenerator(**config.model)
+        variables = random_variables(model, 0) if checkpoint == "random" else load_generator(checkpoint, model)
+        return Generator(name, config, model, variables)
+    from fdm_jax.convert.tsgl import build_generator, load_lama_generator, load_medfe_generator
+
+    if config.get("model_name") != name:
+        raise ValueError(f"--config {config_spec}: not a {name} config (model_name {config.get('model_name')!r})")
+    model = build_generator(config.model)
+    if checkpoint == "random":
+        variables = _random_init(model, name)
+    else:
+        variables = (load_lama_generator if name == "tsgl_lama" else load_medfe_generator)(checkpoint, model)
+    return Generator(name, config, model, variables)
+
+
+def _random_init(model, name: str):
+    s = model.modulo if name == "tsgl_lama" else 256
+    x = jnp.zeros((1, s, s, 3))
+    one = jnp.ones((1, s, s, 1))
+    if name == "tsgl_lama":
+        return jax.jit(model.init)(jax.random.PRNGKey(0), x, one, one, one)
+    return jax.jit(model.init)(jax.random.PRNGKey(0), x, one, x, one, one)
+
+
+def inpaint(gen: Generator, image: np.ndarray, known: np.ndarray, *, refine: bool = False,
+            refine_overrides: dict | None = None) -> np.ndarray:
+    """image uint8 (H, W, 3), known float (H, W) with 1 = known -> float RGB [0, 255] result.
+    `refine` (lama, tsgl_lama): multiscale feature refinement with the config's `refiner` settings
+    (or RefineConfig defaults), `refine_overrides` replacing some of them."""
+    from fdm_jax.image_io import InputError
+
+    if image.shape[:2] != known.shape:
+        raise InputError(f"mask shape {known.shape} != image size {image.shape[:2]}; --model {gen.name} "
+                         f"works at the image's own resolution")
+    if gen.name == "tsgl_medfe":
+        if refine:
+            raise InputError("--refine needs a front/rear model: --model lama or tsgl_lama")
+        return _medfe(gen, image, known)
+    img = jnp.asarray(image, jnp.float32)[None] / 255.0
+    msk = jnp.asarray(known, jnp.float32)[None, ..., None]
+    if refine:
+        from fdm_jax.refine import RefineConfig, refine as refine_fn
+
+        settings = dict(gen.config.get("refiner", {}))
+        settings.update(refine_overrides or {})
+        if gen.name == "tsgl_lama":
+            from fdm_jax.models.tsgl_lama import front_rear
+            settings["modulo"] = gen.model.modulo
+            out = refine_fn(front_rear(gen.model), gen.variables, img, msk, RefineConfig(**settings))
+        else:
+            from fdm_jax.models.lama_generator import front_rear
+            out = refine_fn(front_rear(gen.model), gen.variables, img, msk, RefineConfig(**settings))
+        return np.asarray(out[0]) * 255.0
+    if gen.name == "lama":
+        from fdm_jax.models.lama_generator import predict
+        out = jax.jit(predict, static_argnums=0)(gen.model, gen.variables, img, msk)
+        return np.asarray(out[0]) * 255.0
+    return _tsgl_lama(gen, image, known)
+
+
+def _pad(x: np.ndarray, modulo: int) -> np.ndarray:
+    h, w = x.shape[:2]
+    pad = [(0, -h % modulo), (0, -w % modulo)] + [(0, 0)] * (x.ndim - 2)
+    return np.pad(x, pad, mode="symmetric")
+
+
+def _tsgl_lama(gen: Generator, image: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """TSGL_Lama/test: [0, 1] image, edges/gray of the [0, 1] pipeline (no wrap-around), tanh output,
+    known pixels copied back."""
+    from fdm_jax.data.structure import edge_and_gray, to_unit_range
+
+    h, w = known.shape
+    img_u8, k = _pad(image, gen.model.modulo), _pad(known.astype(np.float32), gen.model.modulo)
+    edge, gray = edge_and_gray(img_u8, wraparound=False)
+    x = to_unit_range(img_u8)[None]
+    out = jax.jit(gen.model.apply)(gen.variables, jnp.asarray(x), jnp.asarray(edge[None]), jnp.asarray(gray[None]),
+                                   jnp.asarray(k[None, ..., None]))
+    out = np.asarray(out[0])
+    res = x[0] * k[..., None] + out * (1.0 - k[..., None])
+    return np.clip(res[:h, :w], 0.0, 1.0) * 255.0
+
+
+def _medfe(gen: Generator, image: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """TSGL_MEDFE/test at 256x256: [-1, 1] image, edges/gray with the uint8 wrap-around of its pipeline.
+    Its texture input is an RTV-smoothed image the repository does not compute; a Gaussian blur
+    (PIL GaussianBlur(2), the stand-in the fixtures use) takes its place, which degrades results."""
+    from PIL import Image, ImageFilter
+
+    from fdm_jax.data.structure import edge_and_gray, normalize_image
+    from fdm_jax.image_io import InputError
+
+    if image.shape[:2] != (256, 256):
+        raise InputError(f"--model tsgl_medfe works at 256x256 only (the original's fixed sizes); "
+                         f"got {image.shape[1]}x{image.shape[0]}")
+    edge, gray = edge_and_gray(image, wraparound=True)
+    texture = np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(2)))
+    x, t = normalize_image(image)[None], normalize_image(texture)[None]
+    k = known.astype(np.float32)[None, ..., None]
+    out = jax.jit(gen.model.apply)(gen.variables, jnp.asarray(x), jnp.asarray(edge[None]), jnp.asarray(t),
+                                   jnp.asarray(gray[None]), jnp.asarray(k))
+    res = x[0] * k[0] + np.asarray(out[0]) * (1.0 - k[0])
+    return np.clip((res + 1.0) / 2.0, 0.0, 1.0) * 255.0
