@@ -68,6 +68,7 @@ def _train_cmd(workdir, max_steps):
             "--config.run.sample_every=0"]
 
 
+@pytest.mark.slow  # three training subprocesses (~1.5 min); CI's second stage
 def test_sigkill_then_restart_ends_with_the_uninterrupted_parameters(tmp_path):
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
     straight, killed = tmp_path / "straight", tmp_path / "killed"
