@@ -89,3 +89,24 @@ def test_non_binary_mask_warns_and_runs(tmp_path):
     with pytest.warns(UserWarning, match="thresholded"):
         assert main([*_weights(), "--image", image, "--mask", str(tmp_path / "grey.png"),
                      "--out", str(tmp_path / "o")]) == 0
+
+
+@pytest.mark.slow  # trains two phases, then samples (~1-2 min on 2 cores)
+def test_end_to_end_with_an_fdm_jax_training_run(tmp_path):
+    """A run root as `python train.py` writes it (phases sampler and fdm, 2 iterations each):
+    inpaint takes the codec and FDM from the latest phase, the transformer from `sampler`, and the
+    model sizes from the run's own config (no --config)."""
+    from fdm_jax.config_loading import apply_overrides, load_config
+    from fdm_jax.train import train
+
+    config = apply_overrides(load_config("configs/demo.py"), [
+        "run.phases=('sampler', 'fdm')", "train.sampler.init_from=", "train.fdm.init_from=",
+        "run.max_steps=2", "run.sample_every=0"])
+    train(config, tmp_path / "run", progress=False)
+    image = require(shared_dir() / "data" / "images" / "places2_256_freeform" / "images")
+    img = sorted(image.iterdir())[0]
+    rc = main(["--checkpoint", str(tmp_path / "run"), "--image", str(img), "--mask-ratio", "0.4",
+               "--num-samples", "2", "--top-k", "2", "--out", str(tmp_path / "out")])
+    assert rc == 0
+    samples = [cv2.imread(str(tmp_path / "out" / f"sample_{k}.png")) for k in range(2)]
+    assert all(s.shape == (64, 64, 3) for s in samples)  # the run's (tiny) model size, not paris' 256
