@@ -67,11 +67,16 @@ class TrainIterator:
     process_count (rows [process_index * b, (process_index + 1) * b)); `shard_batch` assembles them.
     Loading runs on `num_workers` threads (0: in the calling thread); the next batch is prefetched.
     The results do not depend on the number of threads.
+
+    example_fn: optional host function example -> dict of arrays merged into the example (keys added
+    or replaced, each with the example's layout), run per example in the loading threads; it must be
+    a pure function of the example, so resumption stays exact (TSGL: fdm_jax.train.tsgl_phase).
     """
 
     def __init__(self, source: ImageSource, mask_cfg, preprocess_cfg, *, size, seed: int, global_batch: int,
                  provided: ProvidedMasks | None = None, drop_remainder: bool = True, num_workers: int | None = None,
-                 process_index: int | None = None, process_count: int | None = None, prefetch: bool = True):
+                 process_index: int | None = None, process_count: int | None = None, prefetch: bool = True,
+                 example_fn=None):
         if not isinstance(source, ImageSource):
             raise TypeError(f"source {source!r}: expected an ImageSource (__len__, name(i), load(i))")
         self.source = source
@@ -106,6 +111,9 @@ class TrainIterator:
                              f"(with drop_remainder=True an epoch would have no step)")
         self.local_batch = self.global_batch // self.process_count
         self.provided = provided
+        if example_fn is not None and not callable(example_fn):
+            raise TypeError(f"example_fn {example_fn!r}: expected a function example dict -> dict")
+        self.example_fn = example_fn
         wants_provided = bool(_cfg(mask_cfg, "provided_mask_only", False)) or \
             float(_cfg(mask_cfg, "provided_mask_prob", 0.0)) > 0
         if provided is None and wants_provided:
@@ -152,7 +160,10 @@ class TrainIterator:
         masks = training_masks(self.mask_cfg, seed=self.seed, epoch=epoch, index=position, size=self.size,
                                provided=self.provided)
         image = image * masks["erase_mask"]  # data/image_list_dataset.py: data['image'] = mask_ * data['image']
-        return {"image": image, "mask": masks["mask"], "erase_mask": masks["erase_mask"]}, bad
+        ex = {"image": image, "mask": masks["mask"], "erase_mask": masks["erase_mask"]}
+        if self.example_fn is not None:  # e.g. TSGL's Canny edges: computed here, in the loading threads
+            ex.update(self.example_fn(ex))
+        return ex, bad
 
     def example(self, epoch: int, position: int) -> dict[str, np.ndarray]:
         """The example at `position` of `epoch` (what row i of step s holds, p = s * global_batch + i)."""
@@ -209,7 +220,7 @@ class TrainIterator:
         if self.prefetch and self._pool is not None:
             e2, p2 = self._next_start(self.epoch, self.position)
             self._pending = (e2, p2, *self._submit(e2, p2))
-        return {k: np.stack([ex[k] for ex in examples]) for k in ("image", "mask", "erase_mask")}
+        return {k: np.stack([ex[k] for ex in examples]) for k in examples[0]}
 
     def _cancel_pending(self):
         if self._pending is not None:

@@ -1,4 +1,4 @@
-"""Fast Fourier Convolution pieces as LaMa uses them (NHWC, Flax Linen, eval-mode BatchNorm).
+"""Fast Fourier Convolution pieces as LaMa uses them (NHWC, Flax Linen, PyTorch BatchNorm semantics).
 
 Follows saicinpainting/training/modules/ffc.py of geomagical/lama-with-refiner@d4239d8 (identical in
 advimman/lama): FourierUnit, SpectralTransform, FFC, FFC_BN_ACT and FFCResnetBlock. Big-LaMa and the
@@ -9,8 +9,12 @@ Conventions (spec lama_refiner_spec.md §1.3-1.7, §6.3):
     passes the int 0 (no global part). Local comes first wherever the two are concatenated.
   * Convolutions are bias-free and pad with *reflection* (PyTorch padding_mode='reflect' = numpy
     'reflect', the edge pixel not repeated), then run VALID; Flax's own padding would be zeros.
-  * BatchNorm always uses the running statistics (the original runs frozen, `eval()`), epsilon 1e-5;
-    the statistics live in the `batch_stats` collection as `mean` / `var`.
+  * BatchNorm (`TorchBatchNorm`) uses the running statistics by default (inference and refinement run
+    the original frozen, `eval()`), epsilon 1e-5; the statistics live in the `batch_stats` collection
+    as `mean` / `var`. `train=True` (threaded through every module here) is PyTorch's train mode:
+    batch statistics (biased variance) normalise, and the running ones move by momentum 0.1 toward the
+    batch mean and the UNBIASED batch variance (needs mutable=['batch_stats']). Under a batch-sharded
+    jit the batch statistics are those of the global batch (SyncBatchNorm over all devices).
   * Parameter names mirror the original's state_dict names (convl2l, convg2g/fu/conv_layer, bn_l, ...)
     so the converter's key map is one rule per layer.
 Only what the two generators use is implemented: stride-1 spectral transforms without the local
@@ -40,9 +44,48 @@ def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
     return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
 
 
-def batch_norm(name: str) -> nn.BatchNorm:
-    """`nn.BatchNorm2d` in eval mode: (x - running_mean) / sqrt(running_var + 1e-5) * weight + bias."""
-    return nn.BatchNorm(use_running_average=True, epsilon=BN_EPS, name=name)
+BN_MOMENTUM = 0.1  # torch.nn.BatchNorm2d default momentum (new = 0.9 old + 0.1 batch)
+
+
+class TorchBatchNorm(nn.Module):
+    """`nn.BatchNorm2d` over the last axis; variables as flax's BatchNorm (params scale/bias, batch_stats
+    mean/var; init 1, 0, 0, 1 as PyTorch's).
+
+    train=False: (x - running_mean) * (rsqrt(running_var + eps) * weight) + bias (flax BatchNorm's
+    evaluation order, which the parity fixtures were checked with). train=True: batch mean and biased
+    variance normalise; the running statistics update as PyTorch (momentum, unbiased variance), skipped
+    while initialising."""
+
+    epsilon: float = BN_EPS
+    momentum: float = BN_MOMENTUM
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        c = x.shape[-1]
+        ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
+        ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
+        scale = self.param("scale", nn.initializers.ones, (c,))
+        bias = self.param("bias", nn.initializers.zeros, (c,))
+        if train:
+            axes = tuple(range(x.ndim - 1))
+            n = x.size // c
+            if n < 2:
+                raise ValueError(f"BatchNorm({self.name}) in train mode needs more than one value per channel, "
+                                 f"got input shape {x.shape}")
+            mean = jnp.mean(x, axes)
+            var = jnp.mean(jnp.square(x - mean), axes)
+            if not self.is_initializing():
+                m = self.momentum
+                ra_mean.value = (1 - m) * ra_mean.value + m * lax.stop_gradient(mean)
+                ra_var.value = (1 - m) * ra_var.value + m * lax.stop_gradient(var) * (n / (n - 1))
+        else:
+            mean, var = ra_mean.value, ra_var.value
+        return (x - mean) * (lax.rsqrt(var + self.epsilon) * scale) + bias
+
+
+def batch_norm(name: str) -> TorchBatchNorm:
+    """`nn.BatchNorm2d` named `name`; call it as bn(x) (running statistics) or bn(x, train)."""
+    return TorchBatchNorm(name=name)
 
 
 class ReflectConv(nn.Module):
@@ -80,14 +123,14 @@ class FourierUnit(nn.Module):
     features: int
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, train: bool = False):
         b, h, w, c = x.shape
         spec = jnp.fft.rfft2(x, axes=(1, 2), norm="ortho")  # (B, H, W//2+1, C) complex
         wf = spec.shape[2]
         spec = jnp.stack([spec.real, spec.imag], axis=-1).reshape(b, h, wf, 2 * c)
         self.sow("intermediates", "spectrum", spec)
         y = Conv2d(2 * self.features, 1, use_bias=False, name="conv_layer")(spec)
-        y = nn.relu(batch_norm("bn")(y))
+        y = nn.relu(batch_norm("bn")(y, train))
         y = y.reshape(b, h, wf, self.features, 2)
         y = lax.complex(y[..., 0], y[..., 1])
         return jnp.fft.irfft2(y, s=(h, w), axes=(1, 2), norm="ortho")
@@ -102,10 +145,10 @@ class SpectralTransform(nn.Module):
     features: int
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, train: bool = False):
         half = self.features // 2
-        u = nn.relu(batch_norm("bn1")(Conv2d(half, 1, use_bias=False, name="conv1")(x)))
-        f = FourierUnit(half, name="fu")(u)
+        u = nn.relu(batch_norm("bn1")(Conv2d(half, 1, use_bias=False, name="conv1")(x), train))
+        f = FourierUnit(half, name="fu")(u, train)
         return Conv2d(self.features, 1, use_bias=False, name="conv2")(u + f)
 
 
@@ -130,7 +173,7 @@ class FFC(nn.Module):
     padding: int = 0
 
     @nn.compact
-    def __call__(self, x: Split) -> Split:
+    def __call__(self, x: Split, train: bool = False) -> Split:
         x_l, x_g = x
         in_ch = x_l.shape[-1] + (0 if x_g is None else x_g.shape[-1])
         in_cl, in_cg = _split_channels(in_ch, self.ratio_gin)
@@ -159,7 +202,7 @@ class FFC(nn.Module):
                                  "(neither Big-LaMa nor TSGL uses one)")
             out_g = total([
                 ReflectConv(out_cg, name="convl2g", **conv)(x_l) if in_cl and out_cg else None,
-                SpectralTransform(out_cg, name="convg2g")(x_g) if in_cg and out_cg else None,
+                SpectralTransform(out_cg, name="convg2g")(x_g, train) if in_cg and out_cg else None,
             ], "global")
         return out_l, out_g
 
@@ -175,13 +218,13 @@ class FFCBnAct(nn.Module):
     padding: int = 0
 
     @nn.compact
-    def __call__(self, x: Split) -> Split:
+    def __call__(self, x: Split, train: bool = False) -> Split:
         x_l, x_g = FFC(self.features, self.kernel_size, self.ratio_gin, self.ratio_gout, self.stride,
-                       self.padding, name="ffc")(x)
+                       self.padding, name="ffc")(x, train)
         if x_l is not None:
-            x_l = nn.relu(batch_norm("bn_l")(x_l))
+            x_l = nn.relu(batch_norm("bn_l")(x_l, train))
         if x_g is not None:
-            x_g = nn.relu(batch_norm("bn_g")(x_g))
+            x_g = nn.relu(batch_norm("bn_g")(x_g, train))
         return x_l, x_g
 
 
@@ -196,10 +239,10 @@ class FFCResnetBlock(nn.Module):
     ratio_gout: float = 0.75
 
     @nn.compact
-    def __call__(self, x: Split) -> Split:
+    def __call__(self, x: Split, train: bool = False) -> Split:
         kw = dict(kernel_size=3, ratio_gin=self.ratio_gin, ratio_gout=self.ratio_gout, padding=1)
-        y = FFCBnAct(self.dim, name="conv1", **kw)(x)
+        y = FFCBnAct(self.dim, name="conv1", **kw)(x, train)
         self.sow("intermediates", "conv1_out", y)
-        y_l, y_g = FFCBnAct(self.dim, name="conv2", **kw)(y)
+        y_l, y_g = FFCBnAct(self.dim, name="conv2", **kw)(y, train)
         x_l, x_g = x
         return x_l + y_l, (None if x_g is None else x_g + y_g)

@@ -67,8 +67,8 @@ class UpBlock(nn.Module):
     features: int
 
     @nn.compact
-    def __call__(self, x):
-        return nn.relu(batch_norm("bn")(ConvTranspose2d(self.features, name="conv")(x)))
+    def __call__(self, x, train: bool = False):
+        return nn.relu(batch_norm("bn")(ConvTranspose2d(self.features, name="conv")(x), train))
 
 
 class FFCResNetGenerator(nn.Module):
@@ -109,7 +109,7 @@ class FFCResNetGenerator(nn.Module):
             downs.append(FFCBnAct(min(mf, ngf * 2 ** (i + 1)), 3, self.downsample_ratio_gin, gout,
                                   stride=2, padding=1, name=f"down_{i}"))
         self.downs = downs
-        block = nn.remat(FFCResnetBlock) if self.remat else FFCResnetBlock
+        block = nn.remat(FFCResnetBlock, static_argnums=(2,)) if self.remat else FFCResnetBlock  # (self, x, train)
         self.blocks = [block(self.bottleneck_channels, self.resnet_ratio_gin, self.resnet_ratio_gout,
                              name=f"block_{i}") for i in range(self.n_blocks)]
         self.ups = [UpBlock(min(mf, int(ngf * 2 ** (n - i) / 2)), name=f"up_{i}") for i in range(n)]
@@ -124,17 +124,17 @@ class FFCResNetGenerator(nn.Module):
         """H and W must be multiples of this (the stride-2 convs and transposed convs)."""
         return 2 ** self.n_downsampling
 
-    def encode(self, x: jax.Array) -> Split:
+    def encode(self, x: jax.Array, train: bool = False) -> Split:
         """model[0 : split]: the generator input x (B, H, W, input_nc) -> z = (z_l, z_g)."""
         if x.ndim != 4 or x.shape[-1] != self.input_nc:
             raise ValueError(f"generator input: expected (B, H, W, {self.input_nc}), got {x.shape}")
         if x.shape[1] % self.modulo or x.shape[2] % self.modulo:
             raise ValueError(f"generator input: H and W must be multiples of {self.modulo}, got "
                              f"{x.shape[1]}x{x.shape[2]} (pad first, e.g. with `predict`)")
-        z = self.stem((reflect_pad(x, 3), None))
+        z = self.stem((reflect_pad(x, 3), None), train)
         self.sow("intermediates", "init_out", z)
         for i, down in enumerate(self.downs):
-            z = down(z)
+            z = down(z, train)
             self.sow("intermediates", f"down_{i}_out", z)
         return z
 
@@ -142,16 +142,16 @@ class FFCResNetGenerator(nn.Module):
         """image (B, H, W, 3) in [0, 1], mask (B, H, W, 1) with 1 = known -> z."""
         return self.encode(generator_input(image, mask))
 
-    def rear(self, z: Split) -> jax.Array:
+    def rear(self, z: Split, train: bool = False) -> jax.Array:
         """model[split:]: z -> the raw generator output (sigmoid RGB for Big-LaMa), (B, H, W, output_nc)."""
         for i, block in enumerate(self.blocks):
-            z = block(z)
+            z = block(z, train)
             self.sow("intermediates", f"block_{i}_out", z)
         z_l, z_g = z
         x = z_l if z_g is None else jnp.concatenate([z_l, z_g], axis=-1)  # ConcatTupleLayer: local first
         self.sow("intermediates", "concat", x)
         for i, up in enumerate(self.ups):
-            x = up(x)
+            x = up(x, train)
             self.sow("intermediates", f"up_{i}_out", x)
         x = self.out_conv(x)  # ReflectionPad2d(3) + Conv2d k7 with bias
         self.sow("intermediates", "logits", x)

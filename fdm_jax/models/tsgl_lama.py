@@ -28,8 +28,8 @@ Library conventions: NHWC; mask (B, H, W, 1) with 1 = known; image RGB as the ca
 (the original TEST pipeline feeds [0, 1], its TRAIN pipeline [-1, 1]); edge {0, 1} and gray [0, 1]
 (fdm_jax.data.structure). The inputs need not be pre-multiplied by the mask: the model does it (for a
 binary mask, multiplying twice changes nothing). H and W must be multiples of 32.
-BatchNorm inside the FFC streams and decoder always uses running statistics (ffc.py is eval-only);
-`train=True` affects the SPADE blocks only (batch statistics, spectral-norm power iteration).
+`train=True` is the original's train mode everywhere: BatchNorm batch statistics (FFC streams, decoder,
+SPADE blocks; running statistics updated as PyTorch) and the spectral-norm power iteration.
 """
 
 from __future__ import annotations
@@ -119,20 +119,20 @@ class TSGLLamaGenerator(nn.Module):
         hole = 1.0 - mask
         x_high = jnp.concatenate([edge * mask, gray * mask, hole], axis=-1)  # G(image*M, high*M, gray*M, 1-M)
         x_low = jnp.concatenate([image * mask, hole], axis=-1)
-        s = self.model_high((reflect_pad(x_high, 3), None))
-        prev, _ = self.model_low((reflect_pad(x_low, 3), None))
+        s = self.model_high((reflect_pad(x_high, 3), None), train)
+        prev, _ = self.model_low((reflect_pad(x_low, 3), None), train)
         self.sow("intermediates", "model_high_out", s[0])
         self.sow("intermediates", "model_low_out", prev)
         n = N_DOWNSAMPLING
         for i in range(n - 1):
-            s = self.highs[i](s)
-            t, _ = self.lows[i]((prev, None))
+            s = self.highs[i](s, train)
+            t, _ = self.lows[i]((prev, None), train)
             self.sow("intermediates", f"model_high_{i}_out", s[0])
             self.sow("intermediates", f"model_low_{i}_out", t)
             prev = self.h2l[i](t, prev - upsample2(t), s[0], train)
             self.sow("intermediates", f"h2l_{i}_l_out", prev)
-        s_l, s_g = self.highs[n - 1](s)
-        t_l, t_g = self.lows[n - 1]((prev, None))
+        s_l, s_g = self.highs[n - 1](s, train)
+        t_l, t_g = self.lows[n - 1]((prev, None), train)
         for name, v in (("model_high_4_l_out", s_l), ("model_high_4_g_out", s_g), ("model_low_4_l_out", t_l),
                         ("model_low_4_g_out", t_g)):
             self.sow("intermediates", name, v)
@@ -148,9 +148,9 @@ class TSGLLamaGenerator(nn.Module):
         """(image, mask 1 = known, edge, gray) -> z = (L4_l, L4_g), the decoder input."""
         return self.encode(image, edge, gray, mask, train)[0]
 
-    def rear(self, z):
+    def rear(self, z, train: bool = False):
         """z -> the tanh output (B, H, W, 3): the original's self.model."""
-        return self.decoder.rear(z)
+        return self.decoder.rear(z, train)
 
     def __call__(self, image, edge, gray, mask, train: bool = False, return_structure: bool = False):
         """The generator output (tanh). return_structure=True (needs with_structure_decoder): also the
@@ -158,8 +158,8 @@ class TSGLLamaGenerator(nn.Module):
         if return_structure and not self.with_structure_decoder:
             raise ValueError("return_structure=True needs TSGLLamaGenerator(with_structure_decoder=True)")
         z, s4 = self.encode(image, edge, gray, mask, train)
-        out = self.rear(z)
-        return (out, self.up_high.rear(s4)) if return_structure else out
+        out = self.rear(z, train)
+        return (out, self.up_high.rear(s4, train)) if return_structure else out
 
 
 @functools.lru_cache(maxsize=None)

@@ -22,7 +22,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from fdm_jax.train.checkpointing import Checkpointer, load_trained_variables
 from fdm_jax.train.metrics_log import MetricsLog, write_grid
-from fdm_jax.train.phases import PHASE_MODELS, make_phase
+from fdm_jax.train.phases import PHASE_MODELS, example_fn, make_phase
 
 PHASE_ORDER = ("codec", "sampler", "fdm", "fdm_tuning")
 
@@ -118,7 +118,7 @@ def train_phase(config, workdir, *, run_root=None, devices=None, progress: bool 
     source = build_source(config.data, "train")
     iterator = TrainIterator(source, config.masks[name], config.data.train_preprocess, size=config.image_size,
                              seed=int(config.seed), global_batch=global_batch,
-                             provided=provided_masks(config, name))
+                             provided=provided_masks(config, name), example_fn=example_fn(config))
     steps_per_epoch = iterator.steps_per_epoch
     phase = make_phase(config, steps_per_epoch)
     total = int(run.max_steps) if int(run.max_steps) > 0 else phase.total_steps
