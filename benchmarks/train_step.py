@@ -88,19 +88,19 @@ def main(argv=None):
             config.train[p].loss[k] = 0
         config.train[p].disc.start_iteration = 0
     device = jax.devices()[0]
+    name = re.sub(r"[^A-Za-z0-9]+", "_", f"{Path(split_spec(args.config)[0]).stem}_{split_spec(args.config)[1] or ''}_"
+                  f"{device.platform}").strip("_")
+    out = Path(args.out or REPO / "benchmarks" / "results" / f"train_step_{name}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
     results = {}
     for phase in args.phases.split(","):
         results[phase] = bench_phase(config, phase, args.steps, args.batch_size)
         print(phase, json.dumps(results[phase]), flush=True)
-    name = re.sub(r"[^A-Za-z0-9]+", "_", f"{Path(split_spec(args.config)[0]).stem}_{split_spec(args.config)[1] or ''}_"
-                  f"{device.platform}").strip("_")
-    out = Path(args.out or REPO / "benchmarks" / "results" / f"train_step_{name}.json")
-    payload = {"config": args.config, "device": f"{device.platform}: {device.device_kind}",
-               "device_count": jax.device_count(), "cpu": platform.processor() or platform.machine(),
-               "jax": jax.__version__, "steps": args.steps, "phases": results,
-               "note": "random images and weights; VGG19 with random weights where the config uses it"}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(payload, indent=2) + "\n")
+        payload = {"config": args.config, "device": f"{device.platform}: {device.device_kind}",
+                   "device_count": jax.device_count(), "cpu": platform.processor() or platform.machine(),
+                   "jax": jax.__version__, "steps": args.steps, "phases": results,
+                   "note": "random images and weights; VGG19 with random weights where the config uses it"}
+        out.write_text(json.dumps(payload, indent=2) + "\n")  # after every phase: partial runs keep their rows
     print(f"wrote {out}")
 
 
