@@ -22,38 +22,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-SN_COLLECTION = "spectral_norm"
-SN_EPS = 1e-12  # torch.nn.utils.spectral_norm(eps=1e-12) default
+from fdm_jax.models.normalization import (SN_COLLECTION, SN_EPS, l2_normalize, power_iteration,  # noqa: F401
+                                          spectral_norm_vectors, spectral_sigma, weight_matrix)
+
 LEAKY_SLOPE = 0.2  # networks.py: nn.LeakyReLU(0.2, inplace=True)
 INIT_STD = 0.02  # networks.py: BaseNetwork.init_weights(init_type='normal', gain=0.02)
 FULL_WIDTHS = (64, 128, 256, 512)  # networks.py hard-codes these
-
-
-def l2_normalize(x: jax.Array, eps: float = SN_EPS) -> jax.Array:
-    """`F.normalize(x, dim=0, eps)`: x / max(||x||_2, eps)."""
-    return x / jnp.maximum(jnp.sqrt(jnp.sum(x * x)), eps)
-
-
-def weight_matrix(kernel: jax.Array) -> jax.Array:
-    """HWIO kernel -> PyTorch's `weight_orig.reshape(out, -1)`, i.e. columns ordered (in, kh, kw)."""
-    return kernel.transpose(3, 2, 0, 1).reshape(kernel.shape[3], -1)
-
-
-def power_iteration(w: jax.Array, u: jax.Array, v: jax.Array, eps: float = SN_EPS):
-    """One step of torch's SpectralNorm.compute_weight, in its order: v first, then u.
-
-    v <- normalize(W^T u), u <- normalize(W v). No gradient flows through u, v (torch: no_grad).
-    """
-    w = lax.stop_gradient(w)
-    v = l2_normalize(jnp.dot(w.T, u), eps)
-    u = l2_normalize(jnp.dot(w, v), eps)
-    return u, v
-
-
-def spectral_sigma(w: jax.Array, u: jax.Array, v: jax.Array) -> jax.Array:
-    """sigma = u . (W v); differentiable in W only (u, v are constants, as in torch)."""
-    u, v = lax.stop_gradient(u), lax.stop_gradient(v)
-    return jnp.dot(u, jnp.dot(w, v))
 
 
 class SpectralConv2d(nn.Module):
@@ -69,16 +43,8 @@ class SpectralConv2d(nn.Module):
     def __call__(self, x: jax.Array, update: bool) -> jax.Array:
         k, in_ch = self.kernel_size, x.shape[-1]
         kernel = self.param("kernel", nn.initializers.normal(INIT_STD), (k, k, in_ch, self.features))
-        # torch registers u, v as normalize(randn) when spectral_norm wraps the conv; init_weights
-        # later overwrites only weight_orig (through the shared `weight.data`).
-        u = self.variable(SN_COLLECTION, "u",
-                          lambda: l2_normalize(jax.random.normal(self.make_rng("params"), (self.features,)), self.eps))
-        v = self.variable(SN_COLLECTION, "v",
-                          lambda: l2_normalize(jax.random.normal(self.make_rng("params"), (in_ch * k * k,)), self.eps))
-        w = weight_matrix(kernel)
-        if update and not self.is_initializing():
-            u.value, v.value = power_iteration(w, u.value, v.value, self.eps)
-        sigma = spectral_sigma(w, u.value, v.value)
+        # init_weights later overwrites only weight_orig (through the shared `weight.data`), not u, v.
+        sigma = spectral_norm_vectors(self, kernel, update, self.eps)
         return lax.conv_general_dilated(
             x, kernel / sigma, window_strides=(self.stride, self.stride),
             padding=((self.padding, self.padding), (self.padding, self.padding)),

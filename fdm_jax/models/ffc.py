@@ -31,6 +31,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from fdm_jax.models.layers import Conv2d, torch_uniform_init
+from fdm_jax.models.normalization import BN_MOMENTUM, batch_statistics
 
 Split = tuple[jax.Array, Optional[jax.Array]]
 
@@ -44,7 +45,6 @@ def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
     return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
 
 
-BN_MOMENTUM = 0.1  # torch.nn.BatchNorm2d default momentum (new = 0.9 old + 0.1 batch)
 
 
 class TorchBatchNorm(nn.Module):
@@ -62,24 +62,9 @@ class TorchBatchNorm(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         c = x.shape[-1]
-        ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
-        ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
+        mean, var = batch_statistics(self, x, train, self.momentum)
         scale = self.param("scale", nn.initializers.ones, (c,))
         bias = self.param("bias", nn.initializers.zeros, (c,))
-        if train:
-            axes = tuple(range(x.ndim - 1))
-            n = x.size // c
-            if n < 2:
-                raise ValueError(f"BatchNorm({self.name}) in train mode needs more than one value per channel, "
-                                 f"got input shape {x.shape}")
-            mean = jnp.mean(x, axes)
-            var = jnp.mean(jnp.square(x - mean), axes)
-            if not self.is_initializing():
-                m = self.momentum
-                ra_mean.value = (1 - m) * ra_mean.value + m * lax.stop_gradient(mean)
-                ra_var.value = (1 - m) * ra_var.value + m * lax.stop_gradient(var) * (n / (n - 1))
-        else:
-            mean, var = ra_mean.value, ra_var.value
         return (x - mean) * (lax.rsqrt(var + self.epsilon) * scale) + bias
 
 

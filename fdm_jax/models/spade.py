@@ -41,13 +41,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from fdm_jax.models.normalization import (BN_MOMENTUM, SN_COLLECTION, SN_EPS, batch_statistics,  # noqa: F401
+                                          spectral_norm_vectors)
+
 INIT_STD = 0.02  # model.py BaseNetwork.init_weights(init_type='normal', gain=0.02)
 BN_EPS = 1e-5  # nn.BatchNorm2d / SynchronizedBatchNorm2d / PositionalNorm2d epsilon
-BN_MOMENTUM = 0.1  # nn.BatchNorm2d default momentum (PyTorch convention: new = 0.9 old + 0.1 batch)
 LRELU_SLOPE = 0.2  # SPDNormResnetBlock.actvn: F.leaky_relu(x, 2e-1)
 SPADE_HIDDEN = 128  # spade.py: "nhidden = 128 ... Yes, hardcoded."
-SN_COLLECTION = "spectral_norm"
-SN_EPS = 1e-12  # torch.nn.utils.spectral_norm(eps=1e-12)
 
 normal_init = nn.initializers.normal(INIT_STD)
 
@@ -106,22 +106,7 @@ class BatchNorm(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         c = x.shape[-1]
-        ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
-        ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
-        if train:
-            axes = tuple(range(x.ndim - 1))
-            mean = jnp.mean(x, axes)
-            var = jnp.mean(jnp.square(x - mean), axes)
-            n = x.size // c
-            if n < 2:
-                raise ValueError(f"BatchNorm({self.name}) in train mode needs more than one value per channel, "
-                                 f"got input shape {x.shape}")
-            if not self.is_initializing():
-                m = self.momentum
-                ra_mean.value = (1 - m) * ra_mean.value + m * lax.stop_gradient(mean)
-                ra_var.value = (1 - m) * ra_var.value + m * lax.stop_gradient(var) * (n / (n - 1))
-        else:
-            mean, var = ra_mean.value, ra_var.value
+        mean, var = batch_statistics(self, x, train, self.momentum)
         y = (x - mean) * lax.rsqrt(var + self.epsilon)
         if self.affine:
             y = y * self.param("scale", self.scale_init, (c,)) + self.param("bias", nn.initializers.zeros, (c,))
@@ -155,11 +140,6 @@ def nearest_resize(x: jax.Array, size: tuple[int, int]) -> jax.Array:
     return x[:, nearest_indices(h, size[0])][:, :, nearest_indices(w, size[1])]
 
 
-def _l2_normalize(x: jax.Array, eps: float = SN_EPS) -> jax.Array:
-    """F.normalize(x, dim=0, eps): x / max(||x||_2, eps)."""
-    return x / jnp.maximum(jnp.sqrt(jnp.sum(x * x)), eps)
-
-
 class SNConv2d(nn.Module):
     """`spectral_norm(nn.Conv2d(in, out, k, stride=s, padding=p, bias=...))` on NHWC.
 
@@ -179,19 +159,7 @@ class SNConv2d(nn.Module):
     def __call__(self, x: jax.Array, update: bool = False) -> jax.Array:
         k, cin = self.kernel_size, x.shape[-1]
         kernel = self.param("kernel", normal_init, (k, k, cin, self.features))
-        # torch draws u, v ~ normalize(N(0, 1)) when spectral_norm wraps the conv.
-        u = self.variable(SN_COLLECTION, "u",
-                          lambda: _l2_normalize(jax.random.normal(self.make_rng("params"), (self.features,))))
-        v = self.variable(SN_COLLECTION, "v",
-                          lambda: _l2_normalize(jax.random.normal(self.make_rng("params"), (cin * k * k,))))
-        w = kernel.transpose(3, 2, 0, 1).reshape(self.features, -1)  # weight_orig.reshape(out, -1)
-        if update and not self.is_initializing():
-            wd = lax.stop_gradient(w)
-            new_v = _l2_normalize(jnp.dot(wd.T, u.value), self.eps)
-            u.value = _l2_normalize(jnp.dot(wd, new_v), self.eps)
-            v.value = new_v
-        uu, vv = lax.stop_gradient(u.value), lax.stop_gradient(v.value)
-        sigma = jnp.dot(uu, jnp.dot(w, vv))
+        sigma = spectral_norm_vectors(self, kernel, update, self.eps)
         y = conv2d(x, kernel / sigma, self.stride, self.padding)
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros, (self.features,))
