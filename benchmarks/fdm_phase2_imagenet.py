@@ -25,13 +25,12 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 
 
-def make_config(workdir: Path, codec_steps: int, fdm_steps: int, holdout: int):
+def make_config(workdir: Path, holdout: int):
     from fdm_jax.config_loading import apply_overrides, load_config
 
     folder = SHARED / "images" / "imagenet_sample"
@@ -51,32 +50,23 @@ def make_config(workdir: Path, codec_steps: int, fdm_steps: int, holdout: int):
         "train.fdm.init_from={run}/codec", "run.global_batch_size=8", "run.log_every=20",
         "run.checkpoint_every=100", "run.sample_every=200",
     ])
-    # Each phase's schedule spans its own run length (T_max = steps), warm-ups as the paris configs.
-    c.train.codec.num_epochs = 1
-    c.train.fdm.num_epochs = 1
     return c
 
 
 def measure(config, run_root: Path, seed: int = 0, batch: int = 20):
-    from fdm_jax.data.masks import training_masks
-    from fdm_jax.data.preprocess import preprocess_from_config
     from fdm_jax.metrics.feature_distance import feature_distances
     from fdm_jax.models import build_models
     from fdm_jax.train.checkpointing import load_inference_variables
-    from fdm_jax.train.loop import build_source, provided_masks
+    from fdm_jax.train.loop import build_source, eval_examples
 
     variables, _ = load_inference_variables([run_root / "fdm"])
     models = build_models(config.model)
     source = build_source(config.data, "val")
-    provided = provided_masks(config, "fdm")
-    size = config.image_size
     fn = jax.jit(lambda cv, fv, x, m: feature_distances(models["codec"], cv, models["fdm"], fv, x, m))
     total = {"quantized": 0.0, "with_fdm": 0.0, "patches": 0.0}
     for start in range(0, len(source), batch):
         idx = range(start, min(start + batch, len(source)))
-        x = np.stack([preprocess_from_config(source.load(i), config.data.eval_preprocess) for i in idx])
-        m = np.stack([training_masks(config.masks.fdm, seed=seed, epoch=0, index=i, size=(size, size),
-                                     provided=provided)["mask"] for i in idx])
+        x, m = eval_examples(config, source, idx, seed=seed)
         out = jax.device_get(fn(variables["codec"], variables["fdm"], jnp.asarray(x), jnp.asarray(m)))
         for k in total:
             total[k] += float(out[k])
@@ -96,12 +86,13 @@ def main(argv=None):
     from fdm_jax.train import train_phase
 
     workdir = Path(args.workdir)
-    config = make_config(workdir, args.codec_steps, args.fdm_steps, args.holdout)
+    config = make_config(workdir, args.holdout)
     t0 = time.time()
     for phase, steps in (("codec", args.codec_steps), ("fdm", args.fdm_steps)):
         c = config.copy_and_resolve_references()
         c.phase = phase
         c.run.max_steps = steps
+        # T_max = the phase's own run length (epochs of the training list), warm-ups as configs/paris.py.
         c.train[phase].num_epochs = max(1, -(-steps * 8 // (len(open(workdir / "train.txt").read().split()))))
         train_phase(c, workdir / phase, run_root=workdir, progress=True)
     train_s = time.time() - t0

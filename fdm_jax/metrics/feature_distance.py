@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import functools
 
-import jax
 import jax.numpy as jnp
 
+from fdm_jax.losses.quantization_error import quantization_error_inputs
 from fdm_jax.models import PatchVQVAE, apply_fdm
-from fdm_jax.models.patch_masks import masked_patch_index
 
 
 def feature_distances(codec: PatchVQVAE, codec_vars, fdm, fdm_vars, image, mask) -> dict:
     """image (B, H, W, 3) in [0, 255], mask (B, H, W, 1), 1 = known. Returns sums over masked patches
     {'quantized': sum ||f - q||, 'with_fdm': sum ||f - (q + pv)||, 'patches': count} (sums, so
     batches can be accumulated; divide by 'patches' for the mean)."""
-    g = codec.apply(codec_vars, image, method=PatchVQVAE.get_features)
-    f, q = g["feature"], g["feature_quantize"]
-    m = masked_patch_index(mask, codec.patch_size)
+    qi = quantization_error_inputs(codec, codec_vars, image, mask)
+    f, q, m = qi["feature"], qi["quantized"], qi["masked_patch_idx"]
     v, _ = apply_fdm(functools.partial(fdm.apply, fdm_vars), q, f, m)
     w = m[..., 0]
     dist = lambda a: jnp.sum(jnp.linalg.norm(f - a, axis=-1) * w)

@@ -10,8 +10,6 @@ data iterator included), so an interrupted run ends with the parameters an unint
 
 from __future__ import annotations
 
-import math
-import os
 import time
 from pathlib import Path
 
@@ -20,11 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from fdm_jax.train.checkpointing import Checkpointer, load_trained_variables
+from fdm_jax.train.checkpointing import PHASE_ORDER, Checkpointer, load_trained_variables
 from fdm_jax.train.metrics_log import MetricsLog, write_grid
-from fdm_jax.train.phases import PHASE_MODELS, example_fn, make_phase
+from fdm_jax.train.phases import example_fn, make_phase
 
-PHASE_ORDER = ("codec", "sampler", "fdm", "fdm_tuning")
 
 
 class TrainingError(RuntimeError):
@@ -74,7 +71,6 @@ def load_init_variables(init_from: str, run_root: Path) -> dict:
     paths = [s.strip() for s in spec.split(",") if s.strip()]
     if all(p.endswith(".pth") for p in paths):
         from fdm_jax.convert.checkpoints import load_inpainting_parts
-        from fdm_jax.convert.put_fdm import convert_inpainting_parts
 
         return {"_original_parts": load_inpainting_parts(paths)[0]}
     if len(paths) != 1:
@@ -203,12 +199,24 @@ def train(config, workdir, *, devices=None, progress: bool = True):
     return states
 
 
+def eval_examples(config, source, indices, *, phase: str = "fdm", seed: int = 0):
+    """(images (n, H, W, 3) float [0, 255], masks (n, H, W, 1), 1 = known) of `source[indices]`: eval
+    preprocessing (centre crop) and the phase's training masks at a fixed seed (position = index)."""
+    from fdm_jax.data.masks import training_masks
+    from fdm_jax.data.preprocess import preprocess_from_config
+
+    size = (config.image_size, config.image_size)
+    provided = provided_masks(config, phase)
+    images = np.stack([preprocess_from_config(source.load(i), config.data.eval_preprocess) for i in indices])
+    masks = np.stack([training_masks(config.masks[phase], seed=seed, epoch=0, index=i, size=size,
+                                     provided=provided)["mask"] for i in indices])
+    return images, masks
+
+
 def write_inpainting_samples(config, run_root, *, num_images: int = 4, num_samples: int = 3, seed: int = 0):
     """`run_root/inpainted_samples.png`: rows of [masked input | `num_samples` samples (top-K sampling
     + FDM) | original] for the first images of the training source (eval preprocessing: centre crop),
     with the fdm phase's masks at a fixed seed."""
-    from fdm_jax.data.masks import training_masks
-    from fdm_jax.data.preprocess import preprocess_from_config
     from fdm_jax.models import build_models
     from fdm_jax.sampling import inpaint_samples
     from fdm_jax.train.checkpointing import load_inference_variables
@@ -216,11 +224,7 @@ def write_inpainting_samples(config, run_root, *, num_images: int = 4, num_sampl
     variables, _ = load_inference_variables([run_root])
     models = build_models(config.model)
     source = build_source(config.data, "train")
-    n = min(num_images, len(source))
-    size = config.image_size
-    images = np.stack([preprocess_from_config(source.load(i), config.data.eval_preprocess) for i in range(n)])
-    masks = np.stack([training_masks(config.masks.fdm, seed=seed, epoch=0, index=i, size=(size, size),
-                                     provided=provided_masks(config, "fdm"))["mask"] for i in range(n)])
+    images, masks = eval_examples(config, source, range(min(num_images, len(source))), seed=seed)
     out = jax.jit(lambda k: inpaint_samples(
         models["codec"], variables["codec"], models["sampler"], variables["sampler"], models["fdm"],
         variables["fdm"], jnp.asarray(images), jnp.asarray(masks), k, num_samples,

@@ -27,9 +27,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from fdm_jax.models import FeatureDequantizer, FeatureSampler, PatchVQVAE, apply_fdm, build_models
-from fdm_jax.losses.quantization_error import quantization_error_loss
-from fdm_jax.models.patch_masks import masked_patch_index
+from fdm_jax.models import PatchVQVAE, apply_fdm, build_models
+from fdm_jax.losses.quantization_error import quantization_error_inputs, quantization_error_loss
 from fdm_jax.sampler_loss import masked_token_cross_entropy, sampler_training_inputs
 from fdm_jax.train import optimizers
 from fdm_jax.train.image_losses import ImageLosses
@@ -147,54 +146,50 @@ class Phase:
         return new, metrics
 
     # -- per-phase losses: (params, state, batch) -> (loss, aux) -----------------------------------
-    def _codec_fn(self, name, method, *args, params, state, mutable=False, **kw):
-        v = {"params": params[name]}
-        if name == "codec":
-            v["codebook"] = state.codebook
-        return self.models[name].apply(v, *args, method=method, mutable=mutable, **kw)
+    def _apply(self, name, params, state, *args, **kw):
+        """models[name].apply with the parameters being differentiated (and the codec's codebook)."""
+        return self.models[name].apply(state.replace(params=params).variables(name), *args, **kw)
 
     def _loss_codec(self, params, state, batch):
         """forward(name='generator'): the image erased by erase_mask is both input and target; its
         erase mask sets the token types (so erased patches use the masked half of the codebook)."""
         image, mask, erase = batch["image"], batch["mask"], batch["erase_mask"]
         erased = image * erase  # image_list_dataset: image * erase_mask (erased pixels 0, then -1)
-        (x, y, q), upd = self._codec_fn("codec", PatchVQVAE.train_forward, erased, mask, erase,
-                                        update_ema=True, params=params, state=state, mutable=["codebook"])
+        (x, y, q), upd = self._apply("codec", params, state, erased, mask, erase, update_ema=True,
+                                     method=PatchVQVAE.train_forward, mutable=["codebook"])
         total, terms, spectral = self.image_losses.generator_loss(
             state.disc["variables"], y / 255.0, x / 255.0, mask, state.step, quantize_loss=q["quantize_loss"])
         return total, {"metrics": terms, "codebook": upd["codebook"], "spectral": spectral,
                        "reconstruction": y / 255.0, "target": x / 255.0}
 
-    def _features(self, params, state, image, mask):
-        """f, q of the full image (token types all 1) and the patch mask m; the codec is frozen here
-        (features under torch.no_grad in the original)."""
-        g = self._codec_fn("codec", PatchVQVAE.get_features, image, params=params, state=state)
-        f, q = jax.lax.stop_gradient(g["feature"]), jax.lax.stop_gradient(g["feature_quantize"])
-        m = masked_patch_index(mask, self.models["codec"].patch_size)
-        return f, q, m
+    def _features(self, params, state, image, mask) -> dict:
+        """f, q of the full image, the patch mask m and the target (f - q) m, without gradient (the
+        codec is frozen in phases 2-3): losses.quantization_error_inputs."""
+        return quantization_error_inputs(self.models["codec"], state.replace(params=params).variables("codec"),
+                                         image, mask)
 
-    def _fdm(self, params, f, q, m):
+    def _fdm(self, params, qi):
         fdm_fn = functools.partial(self.models["fdm"].apply, {"params": params["fdm"]})
-        return apply_fdm(fdm_fn, q, f, m)  # (v, pv)
+        return apply_fdm(fdm_fn, qi["quantized"], qi["feature"], qi["masked_patch_idx"])  # (v, pv)
 
     def _loss_fdm(self, params, state, batch):
         """forward(name='fdm'): L_qe = mean |pv - (f - q) m| over all B*C*h*w elements (spec §5.2)."""
-        f, q, m = self._features(params, state, batch["image"], batch["mask"])
-        _, pv = self._fdm(params, f, q, m)
-        qe = quantization_error_loss(pv, (f - q) * m)
+        qi = self._features(params, state, batch["image"], batch["mask"])
+        _, pv = self._fdm(params, qi)
+        qe = quantization_error_loss(pv, qi["target"])
         loss = float(self.cfg.loss.qe) * qe
-        return loss, {"metrics": {"fdm_loss": qe, "masked_patch_fraction": jnp.mean(m)}}
+        return loss, {"metrics": {"fdm_loss": qe, "masked_patch_fraction": jnp.mean(qi["masked_patch_idx"])}}
 
     def _loss_fdm_tuning(self, params, state, batch):
         """forward(name='fdm_decoder_tuning'): decode V = qv + pv with the masked image; L_rec on
         Y/255 vs I/255 plus L_qe (spec §5.3)."""
         image, mask = batch["image"], batch["mask"]
-        f, q, m = self._features(params, state, image, mask)
-        v, pv = self._fdm(params, f, q, m)
-        y = self._codec_fn("codec", PatchVQVAE.decode_with_feature, v, image, mask, params=params, state=state)
+        qi = self._features(params, state, image, mask)
+        v, pv = self._fdm(params, qi)
+        y = self._apply("codec", params, state, v, image, mask, method=PatchVQVAE.decode_with_feature)
         total, terms, spectral = self.image_losses.generator_loss(
             state.disc["variables"], y / 255.0, image / 255.0, mask, state.step,
-            lost_feature=pv, gt_feature=(f - q) * m)
+            lost_feature=pv, gt_feature=qi["target"])
         return total, {"metrics": terms, "spectral": spectral,
                        "reconstruction": y / 255.0, "target": image / 255.0}
 
@@ -202,11 +197,11 @@ class Phase:
         """forward(name='transformer'): CE over masked patches; random_quantize draws from
         fold_in(key, step) (the original's torch.rand)."""
         key = jax.random.fold_in(state.key, state.step)
-        codec_vars = {"params": params["codec"], "codebook": state.codebook}
+        codec_vars = state.replace(params=params).variables("codec")
         inputs = sampler_training_inputs(self.models["codec"], codec_vars, batch["image"], batch["mask"],
                                          key=key, random_quantize=float(self.cfg.random_quantize))
         inputs = jax.lax.stop_gradient(inputs)
-        logits = self.models["sampler"].apply({"params": params["sampler"]}, inputs["features"])
+        logits = self._apply("sampler", params, state, inputs["features"])
         loss, acc = masked_token_cross_entropy(logits, inputs["token_target"], inputs["token_type"])
         return loss, {"metrics": {"token_ce": loss, "accuracy": acc}}
 
@@ -227,9 +222,10 @@ class Phase:
             out = inpaint(codec, codec_vars, self.models["sampler"], state.variables("sampler"), None, None,
                           image, mask, jax.random.fold_in(state.key, 0), top_k=1, use_fdm=False)
             return {"masked input": masked, "greedy inpainting": out["inpainted_image"], "target": image}
-        f, q, m = self._features(state.params, state, image, mask)
-        v, _ = self._fdm(state.params, f, q, m)
-        qv = f * (1 - m) + q * m
+        qi = self._features(state.params, state, image, mask)
+        v, _ = self._fdm(state.params, qi)
+        m = qi["masked_patch_idx"]
+        qv = qi["feature"] * (1 - m) + qi["quantized"] * m
         with_fdm = codec.apply(codec_vars, v, image, mask, method=PatchVQVAE.decode_with_feature)
         without = codec.apply(codec_vars, qv, image, mask, method=PatchVQVAE.decode_with_feature)
         return {"masked input": masked, "quantized": without, "quantized + FDM": with_fdm, "target": image}
