@@ -104,7 +104,7 @@ def get_config(arg=None):
     d.tfds_data_dir = ""
     d.image_end_with = ml_collections.ConfigDict()
     d.image_end_with.eval = "bmp,jpg,jpeg,pgm,png,ppm,tif,tiff,webp,JPEG,JPG"  # extensions FolderImageSource reads
-    d.num_workers = 4  # train.py: DataLoader(num_workers=8)
+    d.num_workers = 8  # train.py: DataLoader(num_workers=8)
     d.train_preprocess = ml_collections.ConfigDict()
     d.train_preprocess.size = config.image_size  # train/dataset_loader_lama.py: random 256 crop (main.py --image_size 512 is unused there)
     d.train_preprocess.smallest_max_size = config.image_size  # this port: the pipeline scales the short side to the

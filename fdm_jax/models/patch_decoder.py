@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from fdm_jax.models.layers import Conv2d, ConvResBlock, ConvTranspose2d
 from fdm_jax.models.patch_masks import nearest_downsample
