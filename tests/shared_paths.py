@@ -34,3 +34,16 @@ def require(path: str | os.PathLike[str]) -> Path:
             pytest.fail(f"{msg}; CI=true, so this is an error, not a skip")
         pytest.skip(msg)
     return p
+
+
+def require_torch():
+    """torch (the `test` extra installs it), for checks that rebuild what a fixture does not store or
+    compare against torch itself; missing torch fails under CI=true and skips elsewhere."""
+    try:
+        import torch
+    except ImportError:
+        msg = "torch is not installed (pip install -e '.[test]' installs it)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{msg}; CI=true, so this is an error, not a skip")
+        pytest.skip(msg)
+    return torch

@@ -17,7 +17,7 @@ from fdm_jax.models.lama_generator import (FFCResNetGenerator, count_parameters,
                                            generator_input, predict, random_variables)
 from fdm_jax.parity.harness import EXIT_OK, load_fixture, run_fixture
 from fdm_jax.parity.runners.lama import generator_from_kwargs
-from shared_paths import fixtures_dir, require
+from shared_paths import fixtures_dir, require, require_torch
 
 LAMA = fixtures_dir() / "lama"
 
@@ -109,7 +109,7 @@ def test_converter_is_strict():
 def test_lightning_checkpoint_without_torch(tmp_path):
     """best.ckpt layout: ckpt['state_dict'] with `generator.` (and other modules') keys plus pickled
     non-tensor hyper-parameters; read by the pure reader with inert placeholders."""
-    torch = pytest.importorskip("torch")
+    torch = require_torch()
     fx = _fixture("ffc_generator_small.npz")
     sd = {"generator." + k: torch.from_numpy(np.array(v)) for k, v in fx.params.items()}
     sd["discriminator.model0.0.weight"] = torch.zeros(2, 3)

@@ -21,7 +21,7 @@ from fdm_jax.losses.discriminator import SN_COLLECTION, weight_matrix
 from fdm_jax.losses.vgg import LAYERS, VGG19_BLOCKS, load_numpy_pickle, torchvision_indices
 from fdm_jax.parity import EXIT_OK, run_fixture
 from fdm_jax.parity.harness import load_fixture
-from shared_paths import fixtures_dir, require
+from shared_paths import fixtures_dir, require, require_torch
 
 PUT = fixtures_dir() / "put_fdm"
 SMALL_WIDTHS = (4, 8, 8, 8)
@@ -57,10 +57,10 @@ def test_losses_fixture_passes_with_original_checkpoint():
     _check_rows(*run_fixture(require(PUT / "losses.npz"), (str(require(PUT / "put_fdm_codec_fdm_tuning.pth")),)))
 
 
-@pytest.mark.skipif(not _has_torch(), reason="torch (optional extra) not installed")
 def test_whole_generator_loss_with_the_rebuilt_vgg_matches_the_fixture():
     """The same terms as the harness, but the content/style terms from the port's own VGG19 pass
     (EdgeConnectLoss.perceptual_features) on the recorded Y and I, not from the recorded maps."""
+    require_torch()
     from fdm_jax.parity.runners.put_fdm import nhwc
     from fdm_jax.parity.runners.put_fdm_losses import loss_config_from_notes, seeded_torchvision_vgg19
 
@@ -214,8 +214,8 @@ def test_bce_clamps_the_log_at_minus_100_like_torch():
     assert float(v) == 50.0 and np.isfinite(gz).all()
 
 
-@pytest.mark.skipif(not _has_torch(), reason="torch (optional extra) not installed")
 def test_bce_matches_torch_value_and_gradient():
+    require_torch()
     import torch
 
     x = np.array([0.0, 1.0, 0.3, 0.999, 1e-30], np.float32)
@@ -381,8 +381,8 @@ def _torch_vgg19(widths):
     return seq
 
 
-@pytest.mark.skipif(not _has_torch(), reason="torch (optional extra) not installed")
 def test_vgg19_converter_matches_a_torch_forward(tmp_path):
+    require_torch()
     import torch
 
     torch.manual_seed(0)
