@@ -28,6 +28,8 @@ shared/research/tsgl_spec.md.
 
 import ml_collections
 
+from fdm_jax.config_loading import load_sibling
+
 VARIANTS = {
     "": "TSGL-LaMa as released (also selected by arg=None)",
     "tiny": "ngf 3, max_features 12, 2 resblocks, 128x128: the tsgl_lama_generator_small fixture, for CPU tests",
@@ -40,6 +42,7 @@ def get_config(arg=None):
         valid = ", ".join(f"{k!r} ({v})" for k, v in VARIANTS.items())
         raise ValueError(f"configs/tsgl_lama.py: unknown variant {arg!r}; valid variants: {valid}")
 
+    cm = load_sibling(__file__, "tsgl_common.py")
     config = ml_collections.ConfigDict()
     config.model_name = "tsgl_lama"
 
@@ -94,42 +97,12 @@ def get_config(arg=None):
     config.seed = 0  # this port: seeds the data order, crops, masks and initialisation
     config.phase = "generator"  # the one phase of TSGL (G and D each iteration); keys of config.train / config.masks
     config.image_size = 256  # train/dataset_loader_lama.py: random 256 crop (main.py --image_size 512 is unused there)
-    d.source = "folder"  # images from data_root/train_name (fdm_jax.data.sources.FolderImageSource); or 'tfds' / 'demo'
-    d.data_root = "./data"  # main.py: --dataset_dir / --maskdataset_dir are placeholders (run_train.py: 'dataset_dir')
-    d.train_name = "images/places2/train"  # this port's layout under data_root (the original: --dataset_dir)
-    d.val_name = "images/places2/val"
-    d.train_list_file = ""  # '' = every image of the folder
-    d.val_list_file = ""
-    d.tfds_name = ""  # with source 'tfds': a built dataset, e.g. 'image_folder/places2'
-    d.tfds_data_dir = ""
-    d.image_end_with = ml_collections.ConfigDict()
-    d.image_end_with.eval = "bmp,jpg,jpeg,pgm,png,ppm,tif,tiff,webp,JPEG,JPG"  # extensions FolderImageSource reads
+    cm.training_data(d, config.image_size)
     d.num_workers = 8  # train.py: DataLoader(num_workers=8)
-    d.train_preprocess = ml_collections.ConfigDict()
-    d.train_preprocess.size = config.image_size  # train/dataset_loader_lama.py: random 256 crop (main.py --image_size 512 is unused there)
-    d.train_preprocess.smallest_max_size = config.image_size  # this port: the pipeline scales the short side to the
-    #   crop first (a no-op on Places2's 256x256 images); the original crops the raw image (PIL pads smaller ones)
-    d.train_preprocess.random_crop = True  # dataset_loader_lama.py define_transformer: random.randint crop position
-    d.train_preprocess.horizon_flip = True  # dataset_loader_lama.py: `if random.random() > 0.5: __flip`
-    d.train_wraparound = True  # canny.image_to_edge on the Normalize(0.5, 0.5)-ed tensor (spec §1.1, §9.7)
     d.texture_blur_radius = 2.0  # unused (the 512 model has no RTV input)
 
     m = config.masks = ml_collections.ConfigDict()
-    mg = m.generator = ml_collections.ConfigDict()
-    # dataset_loader1.py: every file under --maskdataset_dir (os.walk), shuffled, Resize(NEAREST), random flip,
-    # M = 1 - ToTensor(convert('1')). The folder is not named; the paper trains with the NVIDIA irregular masks,
-    # so: all 12,000 NVIDIA testing masks (data_root/masks), drawn uniformly per example by the pipeline
-    # (fdm_jax.data.masks: image_list_dataset_provided_mask path; cv2 nearest resize, no flip).
-    mg.dataset = "image_list_dataset_provided_mask"  # fdm_jax.data.masks.training_masks: provided mask only
-    mg.provided_mask_only = True
-    mg.provided_mask_name = "masks"  # data_root/masks: NVIDIA irregular masks, 255 = hole
-    mg.provided_mask_prob = 1.0
-    mg.provided_mask_file_range = (0, 12000)  # all six hole-ratio buckets (1-60 %)
-    mg.erase_image_with_mask = -1.0  # no erasing (TSGL has none)
-    mg.mask_prob = 1.0
-    mg.zero_mask = 0.0
-    mg.mask_low_to_high = 0.0
-    mg.stroken_mask_params = None  # stroke masks only where no mask folder is used (the tiny variant)
+    m.generator = cm.training_masks()
 
     t = config.train = ml_collections.ConfigDict()
     tg = t.generator = ml_collections.ConfigDict()
@@ -137,16 +110,7 @@ def get_config(arg=None):
     tg.num_epochs = 2  # main.py: --max_epoch default 1, train.py: range(0, max_epoch + 1) = 2 epochs
     tg.init_from = ""  # '' (fresh, the original's init) or a project run directory; not an original .pth
 
-    r = config.run = ml_collections.ConfigDict()
-    r.phases = ("generator",)
-    r.max_steps = -1  # > 0: stop after this many iterations (the lr schedule keeps num_epochs)
-    r.global_batch_size = tg.get_ref("batch_size")  # the original's batch is split over GPUs (DataParallel)
-    r.log_every = 50  # this port: iterations between metrics rows (metrics.jsonl, TensorBoard)
-    r.checkpoint_every = 1000  # this port (the original saves G_<epoch % 15>.pth once per epoch)
-    r.keep_checkpoints = 3
-    r.sample_every = 1000
-    r.sample_images = 4
-    r.tensorboard = True
+    config.run = cm.run_settings(tg)
 
     # ---------------------------------------------------------------- paper numbers (Table VI)
     ref = config.reference = ml_collections.ConfigDict()
@@ -165,21 +129,5 @@ def get_config(arg=None):
         d.image_size = 128  # tsgl_lama_generator_small.npz inputs: 128x128 crop
         d.train_crop = 128
         dd.ndf = 8  # this port: a small discriminator for the CPU loss tests
-        # tiny training: the scikit-image demo images and stroke masks (no download), 128x128 crops;
-        # tests point data_root at ../shared/data instead (tests/test_tsgl_train.py).
-        config.image_size = 128
-        d.train_preprocess.size = 128
-        d.train_preprocess.smallest_max_size = 128
-        d.source = "demo"
-        d.num_workers = 0
-        mg.provided_mask_only = False
-        mg.provided_mask_prob = 0.0  # stroke masks (fdm_jax.data.masks.stroke_mask defaults)
-        tg.batch_size = 2
-        tg.num_epochs = 1
-        r.log_every = 1
-        r.checkpoint_every = 100
-        r.sample_every = 0
-        ref.params_M = None  # no published numbers for the reduced model
-        ref.gflops = None
-        ref.note = None
+        cm.tiny_training(config)
     return config

@@ -29,6 +29,8 @@ is shared/research/tsgl_spec.md.
 
 import ml_collections
 
+from fdm_jax.config_loading import load_sibling
+
 VARIANTS = {
     "": "TSGL (MEDFE-based, 256x256) as released (also selected by arg=None)",
     "tiny": "cnum 4, tdim 12, depths 1/2/2/2: the tsgl_medfe_generator_small fixture, for CPU tests",
@@ -41,6 +43,7 @@ def get_config(arg=None):
         valid = ", ".join(f"{k!r} ({v})" for k, v in VARIANTS.items())
         raise ValueError(f"configs/tsgl_medfe.py: unknown variant {arg!r}; valid variants: {valid}")
 
+    cm = load_sibling(__file__, "tsgl_common.py")
     config = ml_collections.ConfigDict()
     config.model_name = "tsgl_medfe"
 
@@ -97,42 +100,13 @@ def get_config(arg=None):
     config.seed = 0  # this port: seeds the data order, crops, masks and initialisation
     config.phase = "generator"  # the one phase of TSGL (G and D each iteration); keys of config.train / config.masks
     config.image_size = 256  # dataset_loader.py: random 256 crop (+ Resize(256, NEAREST)); main.py --image_size 256
-    d.source = "folder"  # images from data_root/train_name (fdm_jax.data.sources.FolderImageSource); or 'tfds' / 'demo'
-    d.data_root = "./data"  # main.py: --dataset_dir / --maskdataset_dir are placeholders (run_train.py: 'dataset_dir')
-    d.train_name = "images/places2/train"  # this port's layout under data_root (the original: --dataset_dir: the RTV folder, RGB paths derived)
-    d.val_name = "images/places2/val"
-    d.train_list_file = ""  # '' = every image of the folder
-    d.val_list_file = ""
-    d.tfds_name = ""  # with source 'tfds': a built dataset, e.g. 'image_folder/places2'
-    d.tfds_data_dir = ""
-    d.image_end_with = ml_collections.ConfigDict()
-    d.image_end_with.eval = "bmp,jpg,jpeg,pgm,png,ppm,tif,tiff,webp,JPEG,JPG"  # extensions FolderImageSource reads
+    cm.training_data(d, config.image_size)
+    # data_root/train_name: the original's --dataset_dir is the RTV folder, RGB paths derived from it
     d.num_workers = 4  # train.py: DataLoader(num_workers=4)
-    d.train_preprocess = ml_collections.ConfigDict()
-    d.train_preprocess.size = config.image_size  # dataset_loader.py: random 256 crop (+ Resize(256, NEAREST)); main.py --image_size 256
-    d.train_preprocess.smallest_max_size = config.image_size  # this port: the pipeline scales the short side to the
-    #   crop first (a no-op on Places2's 256x256 images); the original crops the raw image (PIL pads smaller ones)
-    d.train_preprocess.random_crop = True  # dataset_loader.py define_transformer: random.randint crop position
-    d.train_preprocess.horizon_flip = True  # dataset_loader.py: `if random.random() > 0.5: __flip`
-    d.train_wraparound = True  # canny.image_to_edge on the Normalize(0.5, 0.5)-ed tensor (spec §1.1, §9.7)
     d.texture_blur_radius = 2.0  # this port: RTV (tsmooth) stand-in = PIL GaussianBlur(2) of the crop (fdm_jax.train.tsgl_phase)
 
     m = config.masks = ml_collections.ConfigDict()
-    mg = m.generator = ml_collections.ConfigDict()
-    # dataset_loader1.py: every file under --maskdataset_dir (os.walk), shuffled, Resize(NEAREST), random flip,
-    # M = 1 - ToTensor(convert('1')). The folder is not named; the paper trains with the NVIDIA irregular masks,
-    # so: all 12,000 NVIDIA testing masks (data_root/masks), drawn uniformly per example by the pipeline
-    # (fdm_jax.data.masks: image_list_dataset_provided_mask path; cv2 nearest resize, no flip).
-    mg.dataset = "image_list_dataset_provided_mask"  # fdm_jax.data.masks.training_masks: provided mask only
-    mg.provided_mask_only = True
-    mg.provided_mask_name = "masks"  # data_root/masks: NVIDIA irregular masks, 255 = hole
-    mg.provided_mask_prob = 1.0
-    mg.provided_mask_file_range = (0, 12000)  # all six hole-ratio buckets (1-60 %)
-    mg.erase_image_with_mask = -1.0  # no erasing (TSGL has none)
-    mg.mask_prob = 1.0
-    mg.zero_mask = 0.0
-    mg.mask_low_to_high = 0.0
-    mg.stroken_mask_params = None  # stroke masks only where no mask folder is used (the tiny variant)
+    m.generator = cm.training_masks()
 
     t = config.train = ml_collections.ConfigDict()
     tg = t.generator = ml_collections.ConfigDict()
@@ -140,16 +114,7 @@ def get_config(arg=None):
     tg.num_epochs = 120  # main.py: --max_epoch default 120, train.py: range(1, max_epoch + 1) (the paper: 150 PSV/CelebA, 20 Places2)
     tg.init_from = ""  # '' (fresh, the original's init) or a project run directory; not an original .pth
 
-    r = config.run = ml_collections.ConfigDict()
-    r.phases = ("generator",)
-    r.max_steps = -1  # > 0: stop after this many iterations (the lr schedule keeps num_epochs)
-    r.global_batch_size = tg.get_ref("batch_size")  # the original's batch is split over GPUs (DataParallel)
-    r.log_every = 50  # this port: iterations between metrics rows (metrics.jsonl, TensorBoard)
-    r.checkpoint_every = 1000  # this port (the original saves G_<epoch % 15>.pth once per epoch)
-    r.keep_checkpoints = 3
-    r.sample_every = 1000
-    r.sample_images = 4
-    r.tensorboard = True
+    config.run = cm.run_settings(tg)
 
     # ---------------------------------------------------------------- paper numbers (Tables II and V)
     ref = config.reference = ml_collections.ConfigDict()
@@ -171,21 +136,5 @@ def get_config(arg=None):
         g.tdim = 12  # tsgl_medfe_generator_small.npz meta.kwargs.tdim
         g.depths = (1, 2, 2, 2)  # tsgl_medfe_generator_small.npz meta.kwargs.depths
         dd.widths = (8, 16, 32, 64)  # this port: a small discriminator for the CPU loss tests
-        # tiny training: the scikit-image demo images and stroke masks (no download), 128x128 crops;
-        # tests point data_root at ../shared/data instead (tests/test_tsgl_train.py).
-        config.image_size = 128
-        d.train_preprocess.size = 128
-        d.train_preprocess.smallest_max_size = 128
-        d.source = "demo"
-        d.num_workers = 0
-        mg.provided_mask_only = False
-        mg.provided_mask_prob = 0.0  # stroke masks (fdm_jax.data.masks.stroke_mask defaults)
-        tg.batch_size = 2
-        tg.num_epochs = 1
-        r.log_every = 1
-        r.checkpoint_every = 100
-        r.sample_every = 0
-        ref.params_M = None  # no published numbers for the reduced model
-        ref.gflops = None
-        ref.note = None
+        cm.tiny_training(config)
     return config

@@ -55,6 +55,12 @@ def _import_file(path: Path):
     return module
 
 
+def load_sibling(config_file: str | os.PathLike, name: str):
+    """Imports `name` (e.g. 'tsgl_common.py') from the folder of `config_file` (pass __file__): how a
+    config file shares settings with another, configs/ not being a package."""
+    return _import_file(Path(config_file).resolve().parent / name)
+
+
 def _takes_argument(fn) -> bool:
     try:
         params = inspect.signature(fn).parameters.values()
