@@ -1,8 +1,11 @@
 """Parity of the core modules with the ORIGINAL PyTorch code (shared/fixtures/put_fdm), through the
 same harness users run (`python -m fdm_jax.parity`), from `param/*` and from the original `.pth` files."""
 
+import json
+import os
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -37,10 +40,18 @@ def test_fixture_passes_from_original_pth(name, weights):
     _assert_pass(*run_fixture(require(PUT / name), tuple(str(require(PUT / w)) for w in weights)))
 
 
+def _run_cli(*args, env_extra=None, ci=False):
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    if ci:
+        env["CI"] = "true"
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "fdm_jax.parity", *map(str, args)],
+                          capture_output=True, text=True, env=env)
+
+
 def test_cli_exit_codes(tmp_path):
     fx = require(PUT / "fdm_full.npz")
-    run = lambda *a: subprocess.run([sys.executable, "-m", "fdm_jax.parity", *map(str, a)],
-                                    capture_output=True, text=True)
+    run = _run_cli
     ok = run(fx)
     assert ok.returncode == EXIT_OK, ok.stdout + ok.stderr
     assert "pv" in ok.stdout and "tol" in ok.stdout
@@ -62,8 +73,68 @@ def test_cli_exit_codes(tmp_path):
     np.savez(tmp_path / "unknown.npz", **data)
     unk = run(tmp_path / "unknown.npz")
     assert unk.returncode == EXIT_UNKNOWN, unk.stdout
+    # ... and a failure in strict mode (CI=true or --strict): CI cannot pass on an unported module.
+    assert run(tmp_path / "unknown.npz", ci=True).returncode == EXIT_MISMATCH
+    assert run(tmp_path / "unknown.npz", "--strict").returncode == EXIT_MISMATCH
 
     # Weights that lack the part the fixture needs -> 1 with a one-line reason.
     missing = run(fx, "--weights", require(PUT / SAMPLER_PTH))
     assert missing.returncode == EXIT_MISMATCH
     assert "no fdm weights" in missing.stdout
+
+
+def _fixture_data(name):
+    with np.load(require(PUT / name)) as f:
+        return {k: f[k] for k in f.files}
+
+
+def test_strict_fails_a_fixture_whose_outputs_are_all_not_checked(tmp_path):
+    """losses.npz's VGG maps are *not checked* without torch; a fixture holding only such outputs
+    passes nothing in strict mode. Made here by keeping only the vgg_* outputs and hiding torch."""
+    data = _fixture_data("losses.npz")
+    kept = {k: v for k, v in data.items() if not k.startswith("out/") or k.startswith("out/vgg_")}
+    assert any(k.startswith("out/vgg_") for k in kept)
+    np.savez(tmp_path / "vgg_only.npz", **kept)
+    # A sitecustomize that makes `import torch` fail, as on a machine without the optional extra.
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(textwrap.dedent("""
+        import sys
+        sys.modules["torch"] = None  # import torch -> ImportError
+    """))
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")])}
+    strict = _run_cli(tmp_path / "vgg_only.npz", env_extra=env, ci=True)
+    assert strict.returncode == EXIT_MISMATCH, strict.stdout + strict.stderr
+    assert "NOT CHECKED" in strict.stdout
+    assert _run_cli(tmp_path / "vgg_only.npz", "--strict", env_extra=env).returncode == EXIT_MISMATCH
+    lenient = _run_cli(tmp_path / "vgg_only.npz", "--no-strict", env_extra=env)
+    assert lenient.returncode == EXIT_OK, lenient.stdout + lenient.stderr
+    assert "not checked" in lenient.stdout
+
+
+def test_a_fixture_with_no_outputs_fails(tmp_path):
+    data = {k: v for k, v in _fixture_data("fdm_full.npz").items() if not k.startswith("out/")}
+    np.savez(tmp_path / "no_outputs.npz", **data)
+    for kw in ({"ci": True}, {"ci": False}):
+        res = _run_cli(tmp_path / "no_outputs.npz", **kw)
+        assert res.returncode == EXIT_MISMATCH, res.stdout
+        assert "no outputs" in res.stdout
+
+
+def test_a_runner_module_that_fails_to_import_is_a_failure_naming_the_error(tmp_path):
+    """The put_fdm runner module is made unimportable (as a syntax error or a missing dependency
+    would): its fixture fails with exit 1 and the import error in the message, not exit 2."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(textwrap.dedent("""
+        import sys
+        class _Broken:
+            def find_spec(self, name, path=None, target=None):
+                if name == "fdm_jax.parity.runners.put_fdm":
+                    raise ImportError("injected: put_fdm runner is broken")
+                return None
+        sys.meta_path.insert(0, _Broken())
+    """))
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")])}
+    for kw in ({"ci": True}, {"ci": False}):
+        res = _run_cli(require(PUT / "fdm_full.npz"), env_extra=env, **kw)
+        assert res.returncode == EXIT_MISMATCH, res.stdout + res.stderr
+        assert "put_fdm failed to import" in res.stdout and "injected" in res.stdout, res.stdout

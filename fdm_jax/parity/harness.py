@@ -3,10 +3,14 @@ through the project's converters, run its inputs and compare every recorded outp
 
     python -m fdm_jax.parity FIXTURE.npz [...] [--weights ORIGINAL.pth ...]
 
+    python -m fdm_jax.parity --strict FIXTURE.npz   # the default under CI=true
+
 Exit status: 0 all outputs within tolerance; 1 some output beyond its tolerance (or not produced,
-or the weights did not convert); 2 a fixture names a module no runner knows (only if nothing failed).
-Runners register a regex over `meta.module`; later ports (sampling, losses, LaMa, TSGL, metrics)
-add runners to the same registry.
+or the weights did not convert), a fixture with no outputs, or a runner module that failed to
+import; 2 a fixture names a module no runner knows (only if nothing failed, and never in strict mode).
+In strict mode (`--strict`, or `CI=true` in the environment) an output the runner reports as
+*not checked* is a failure too: a fixture passes only by showing every output it records.
+Runners register a regex over `meta.module`; each file in `fdm_jax/parity/runners/` adds its own.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -22,6 +27,11 @@ from typing import Callable, Mapping
 import numpy as np
 
 EXIT_OK, EXIT_MISMATCH, EXIT_UNKNOWN = 0, 1, 2
+
+
+def strict_default() -> bool:
+    """Strict unless asked otherwise: CI (CI=true) never counts an unshown output as a pass."""
+    return os.environ.get("CI", "").lower() == "true"
 
 
 @dataclasses.dataclass
@@ -158,7 +168,11 @@ class Row:
 
     @property
     def ok(self) -> bool:
-        return self.not_checked or (self.error is not None and self.error <= self.tolerance)
+        """Within tolerance. A *not checked* row is never ok; lenient mode tolerates it explicitly."""
+        return (not self.not_checked) and self.error is not None and self.error <= self.tolerance
+
+    def passes(self, strict: bool) -> bool:
+        return self.ok or (self.not_checked and not strict)
 
 
 def compare(fx: Fixture, produced: Mapping[str, np.ndarray]) -> list[Row]:
@@ -187,28 +201,33 @@ def compare(fx: Fixture, produced: Mapping[str, np.ndarray]) -> list[Row]:
     return rows
 
 
-def run_fixture(path, weights: tuple[str, ...] = ()) -> tuple[int, list[Row], str]:
-    """-> (status, rows, message)."""
+def run_fixture(path, weights: tuple[str, ...] = (), strict: bool | None = None) -> tuple[int, list[Row], str]:
+    """-> (status, rows, message). `strict` (default: `strict_default()`) fails *not checked* rows."""
+    strict = strict_default() if strict is None else strict
     fx = load_fixture(path)
+    if not fx.outputs:
+        return EXIT_MISMATCH, [], "the fixture records no outputs (out/*), so nothing can be shown"
     module = str(fx.meta.get("module", ""))
     runner = find_runner(module)
     if runner is None:
         from fdm_jax.parity.runners import IMPORT_ERRORS
 
-        broken = "".join(f"\n  runner module {m} failed to import: {err.splitlines()[0]}"
-                         for m, err in IMPORT_ERRORS.items())
-        return EXIT_UNKNOWN, [], f"unknown module: {module}{broken}"
+        if IMPORT_ERRORS:  # a broken runner module may be the one this fixture needs: a failure
+            broken = "; ".join(f"runner module {m} failed to import: {err.splitlines()[0]}"
+                               for m, err in IMPORT_ERRORS.items())
+            return EXIT_MISMATCH, [], f"no runner for module {module!r}; {broken}"
+        return (EXIT_MISMATCH if strict else EXIT_UNKNOWN), [], f"unknown module: {module}"
     try:
         produced = runner(fx, Weights(fx, tuple(weights)))
     except Exception as e:  # a conversion error or a runner failure is a parity failure, reported in one line
         return EXIT_MISMATCH, [], f"{type(e).__name__}: {e}"
     rows = compare(fx, produced)
-    return (EXIT_OK if all(r.ok for r in rows) else EXIT_MISMATCH), rows, module
+    return (EXIT_OK if all(r.passes(strict) for r in rows) else EXIT_MISMATCH), rows, module
 
 
 def _format(row: Row) -> str:
     err = "—" if row.error is None else f"{row.error:.3e}"
-    status = "—" if row.not_checked else ("ok" if row.ok else "FAIL")
+    status = "NOT CHECKED" if row.not_checked else ("ok" if row.ok else "FAIL")
     return f"  {row.name:32s} max_abs_err {err:>10s}  tol {row.tolerance:.1e}  {status} {row.note}".rstrip()
 
 
@@ -223,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("fixtures", nargs="+", help="fixture .npz files of the original code")
     ap.add_argument("--weights", action="append", default=[], metavar="FILE.pth",
                     help="take the weights from this original checkpoint (repeatable) instead of param/*")
+    ap.add_argument("--strict", action=argparse.BooleanOptionalAction, default=strict_default(),
+                    help="fail outputs the runner cannot check here and unknown modules "
+                         "(default: on when CI=true)")
     args = ap.parse_args(argv)
 
     failed = unknown = False
@@ -231,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path}: no such fixture file")
             failed = True
             continue
-        status, rows, msg = run_fixture(path, tuple(args.weights))
+        status, rows, msg = run_fixture(path, tuple(args.weights), strict=args.strict)
         label = {EXIT_OK: "PASS", EXIT_MISMATCH: "FAIL", EXIT_UNKNOWN: "UNKNOWN"}[status]
         if status != EXIT_OK:
             label += f"  ({msg})"

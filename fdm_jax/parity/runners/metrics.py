@@ -15,9 +15,13 @@ from fdm_jax.metrics import fid, image_quality as iq
 from fdm_jax.metrics.lpips import NETS, load_lpips, lpips_layers_both
 from fdm_jax.parity.harness import Fixture, Weights, register
 
-# diversity.npz records one PUT-style draw (`random.Random(seed + k)` per image) but not the base
-# seed; 20250601 was recovered by searching seeds and reproduces all three images' draws.
-DIVERSITY_PUT_DRAW_SEED = 20250601
+
+def put_draw_seed(fx: Fixture) -> int:
+    """The base seed of the PUT-style pair draw a diversity fixture records (`random.Random(seed + k)`
+    for image k, as liuqk3/PUT:scripts/metrics/cal_lpips.py draws with `random.sample`)."""
+    if "put_draw_seed" not in fx.meta:
+        raise KeyError(f"{fx.path.name}: meta.put_draw_seed is missing (the base seed of put_random_pairs)")
+    return int(fx.meta["put_draw_seed"])
 
 
 @register(r"^2048-d pool3 features of the TF inception-2015-12-05 FID network$")
@@ -88,7 +92,8 @@ def run_diversity(fx: Fixture, weights: Weights) -> dict:
     samples = fx.inputs["samples"]
     k, s = samples.shape[:2]
     loops = fx.outputs["put_random_pairs"].shape[1] if "put_random_pairs" in fx.outputs else 5
-    drawn = np.asarray([div.put_random_pairs(s, loops, random.Random(DIVERSITY_PUT_DRAW_SEED + i))
+    seed = put_draw_seed(fx)
+    drawn = np.asarray([div.put_random_pairs(s, loops, random.Random(seed + i))
                         for i in range(k)], np.int64)
     out = {"put_random_pairs": drawn}
     for net in NETS:
