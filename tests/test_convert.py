@@ -93,7 +93,11 @@ def test_unknown_prefix_is_an_error(greedy):
 def test_legacy_lip_prefix_is_fdm(greedy, models):
     sd = {("lip." + k[len("fdm."):] if k.startswith("fdm.") else k): v for k, v in greedy.params.items()}
     parts, _ = split_inpainting_state_dict(sd)
-    convert_fdm(parts["fdm"], models["fdm"])
+    assert "fdm" in parts and not any(k.startswith("lip.") for k in parts["fdm"])
+    legacy = convert_fdm(parts["fdm"], models["fdm"])
+    ref = convert_fdm(split_inpainting_state_dict(greedy.params)[0]["fdm"], models["fdm"])
+    assert jax.tree.structure(legacy) == jax.tree.structure(ref)
+    jax.tree.map(np.testing.assert_array_equal, legacy, ref)
 
 
 def test_two_codec_files_are_ambiguous(tmp_path):

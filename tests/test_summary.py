@@ -41,9 +41,27 @@ def test_big_lama_count_matches_the_original_code(capsys):
     assert "generator (total)                              50,975,875" in out
 
 
-def test_tsgl_lama_summary_prints_the_original_counts(capsys):
-    from fdm_jax.summary import main
+def test_tsgl_lama_summary_counts_the_original_parameters(capsys):
+    """The tiny TSGL-LaMa's count equals the original module's `parameters()` as recorded in the
+    fixture's state_dict (weights, spectral-norm weight_orig and biases; BatchNorm statistics and
+    spectral-norm u/v are buffers), with the training-only structure decoder `up_high.*` apart."""
+    import numpy as np
+
+    from shared_paths import fixtures_dir, require
+
+    buffers = ("running_mean", "running_var", "num_batches_tracked", "weight_u", "weight_v")
+    with np.load(require(fixtures_dir() / "tsgl" / "tsgl_lama_generator_small.npz")) as f:
+        params = {k[len("param/"):]: f[k].size for k in f.files
+                  if k.startswith("param/") and k.rsplit(".", 1)[-1] not in buffers}
+    test_time = sum(n for k, n in params.items() if not k.startswith("up_high."))
+    training_only = sum(n for k, n in params.items() if k.startswith("up_high."))
+    assert test_time > 0 and training_only > 0
 
     assert main(["--config", "configs/tsgl_lama.py:tiny"]) == 0
     out = capsys.readouterr().out
-    assert "tsgl_lama generator parameters" in out and "GMACs at" in out
+    import re
+
+    number = lambda label: int(re.search(label + r"\s+([\d,]+)", out).group(1).replace(",", ""))
+    assert number("tsgl_lama generator parameters") == test_time, out
+    assert number(r"training-only parameters \(not counted\)") == training_only, out
+    assert "GMACs at 128x128" in out
