@@ -98,6 +98,37 @@ def test_put_random_pairs_reproduce_the_recorded_draw():
         assert np.array_equal(np.asarray(pairs), ref[k])
 
 
+def test_pair_draw_follows_the_fixture_seed_not_a_constant(tmp_path):
+    """A diversity fixture made with another seed: the runner's seed comes from its meta, and the
+    draw equals PUT's loop written out here (liuqk3/PUT:scripts/metrics/cal_lpips.py: `loops` times
+    tuple(sorted(random.sample(indices, 2))), redrawn when already drawn)."""
+    import json
+
+    with np.load(require(METRICS / "diversity.npz")) as f:
+        data = {k: f[k] for k in f.files}
+    meta = json.loads(str(data["meta"]))
+    n, loops = data["in/samples"].shape[1], data["out/put_random_pairs"].shape[1]
+    new_seed = int(meta["put_draw_seed"]) + 12345
+    expected = []
+    for k in range(data["in/samples"].shape[0]):
+        rng, pairs = random.Random(new_seed + k), []
+        while len(pairs) < loops:
+            pair = tuple(sorted(rng.sample(list(range(n)), 2)))
+            if pair not in pairs:
+                pairs.append(pair)
+        expected.append(pairs)
+    original = data["out/put_random_pairs"].copy()
+    meta["put_draw_seed"] = new_seed
+    data["meta"] = np.array(json.dumps(meta))
+    data["out/put_random_pairs"] = np.asarray(expected, np.int64)
+    np.savez(tmp_path / "diversity_other_seed.npz", **data)
+    fx = load_fixture(tmp_path / "diversity_other_seed.npz")
+    assert put_draw_seed(fx) == new_seed
+    drawn = [div.put_random_pairs(n, loops, random.Random(put_draw_seed(fx) + k)) for k in range(len(expected))]
+    assert np.array_equal(np.asarray(drawn), fx.outputs["put_random_pairs"])
+    assert not np.array_equal(fx.outputs["put_random_pairs"], original)  # another seed, another draw
+
+
 def test_lpips_first_pairs_match_fixture():
     fx = _fixture("lpips.npz")
     a, b = fx.inputs["img0"][:2], fx.inputs["img1"][:2]
