@@ -12,6 +12,30 @@ import jax  # noqa: E402
 
 jax.config.update("jax_default_matmul_precision", "highest")
 
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """A project training run as `python train.py` writes it, for the tests that load one. CI exports
+    FDM_JAX_DEMO_RUN (the demo run it has just trained, all four phases) and the tests reuse it;
+    elsewhere two phases of the demo config train here for 2 steps (once per session)."""
+    from pathlib import Path
+
+    demo = os.environ.get("FDM_JAX_DEMO_RUN")
+    if demo:
+        assert (Path(demo) / "fdm_tuning").is_dir(), f"FDM_JAX_DEMO_RUN={demo} holds no finished demo run"
+        return Path(demo)
+    from fdm_jax.config_loading import apply_overrides, load_config
+    from fdm_jax.train import train
+
+    config = apply_overrides(load_config("configs/demo.py"), [
+        "run.phases=('sampler', 'fdm')", "train.sampler.init_from=", "train.fdm.init_from=",
+        "run.max_steps=2", "run.sample_every=0"])
+    run = tmp_path_factory.mktemp("demo_run") / "run"
+    train(config, run, progress=False)
+    return run
+
 
 def pytest_sessionfinish(session, exitstatus):
     """Under CI=true a skipped test is a failed run: nothing may pass by not running (the helpers in

@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -92,30 +91,11 @@ def test_non_binary_mask_warns_and_runs(tmp_path):
                      "--out", str(tmp_path / "o")]) == 0
 
 
-def _training_run(tmp_path):
-    """A run root as `python train.py` writes it. CI exports FDM_JAX_DEMO_RUN (the demo run it has just
-    trained, all four phases), so the test reuses it; elsewhere two phases train here for 2 steps."""
-    import os
-
-    demo = os.environ.get("FDM_JAX_DEMO_RUN")
-    if demo:
-        assert (Path(demo) / "fdm_tuning").is_dir(), f"FDM_JAX_DEMO_RUN={demo} holds no finished demo run"
-        return Path(demo)
-    from fdm_jax.config_loading import apply_overrides, load_config
-    from fdm_jax.train import train
-
-    config = apply_overrides(load_config("configs/demo.py"), [
-        "run.phases=('sampler', 'fdm')", "train.sampler.init_from=", "train.fdm.init_from=",
-        "run.max_steps=2", "run.sample_every=0"])
-    train(config, tmp_path / "run", progress=False)
-    return tmp_path / "run"
-
-
 @pytest.mark.slow  # trains two phases unless CI's demo run is given, then samples
-def test_end_to_end_with_an_fdm_jax_training_run(tmp_path):
+def test_end_to_end_with_an_fdm_jax_training_run(tmp_path, demo_run):
     """inpaint takes the codec and FDM from the latest phase, the transformer from `sampler`, and the
     model sizes from the run's own config (no --config)."""
-    run = _training_run(tmp_path)
+    run = demo_run
     image = require(shared_dir() / "data" / "images" / "places2_256_freeform" / "images")
     img = sorted(image.iterdir())[0]
     rc = main(["--checkpoint", str(run), "--image", str(img), "--mask-ratio", "0.4",
