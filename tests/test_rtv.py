@@ -68,3 +68,69 @@ def test_cache_returns_the_same_array_without_recomputing(tmp_path, monkeypatch)
     # another parameter or another image is another entry, computed anew
     rtv.rtv_uint8(u, cache_dir=tmp_path, lam=0.02)
     assert calls == [1] and len(list(tmp_path.rglob("*.npy"))) == 2
+
+
+def _small_images():
+    """Two crops of real photographs (non-square, larger than the 32x32 training crop)."""
+    fx = load_fixture(require(FIXTURE))
+    return [fx.inputs["raw_image_0"][40:80, 30:78], fx.inputs["raw_image_1"][20:60, 50:98]]
+
+
+def test_medfe_pipeline_uses_rtv_of_the_full_image_by_default(tmp_path):
+    """configs/tsgl_medfe.py (the released variant) feeds the RTV image: tsmooth of the FULL image, then
+    the example's own crop and flip, as the original crops its precomputed RTV file with the RGB image."""
+    from fdm_jax.config_loading import load_config
+    from fdm_jax.data.pipeline import TrainIterator
+    from fdm_jax.data.preprocess import preprocess_from_config, preprocess_rng
+    from fdm_jax.data.sources import ArrayImageSource
+    from fdm_jax.data.structure import normalize_image
+    from fdm_jax.train.phases import example_fn
+    from fdm_jax.train.tsgl_phase import _blur_texture
+
+    config = load_config("configs/tsgl_medfe.py")
+    assert config.data.texture_source == "rtv" and config.data.rtv.solver == "pcg"
+    assert (config.data.rtv.lam, config.data.rtv.sigma, config.data.rtv.sharpness, config.data.rtv.max_iter) == \
+        (rtv.LAMBDA, rtv.SIGMA, rtv.SHARPNESS, rtv.MAX_ITER) == (0.015, 3.0, 0.001, 3)
+    config.data.rtv.cache_dir = str(tmp_path)
+    pre = config.data.train_preprocess
+    pre.size, pre.smallest_max_size = 32, 40  # no resize: a random 32x32 crop (+ flip) of the 40x48 images
+    mg = config.masks.generator
+    mg.provided_mask_only, mg.provided_mask_prob = False, 0.0
+    images = _small_images()
+    fn = example_fn(config)
+    assert callable(getattr(fn, "full_image_fn", None))
+    with TrainIterator(ArrayImageSource(images), mg, pre, size=32, seed=3, global_batch=2, num_workers=0,
+                       example_fn=fn) as it:
+        batch = next(it)
+    assert "rtv" not in batch and batch["texture"].shape == (2, 32, 32, 3)
+    assert len(list(tmp_path.rglob("*.npy"))) == 2  # one cached RTV per full image
+    perm = it.permutation(0)
+    for row in range(2):
+        full = images[int(perm[row])]
+        crop = preprocess_from_config(rtv.rtv_uint8(full), pre, preprocess_rng(3, 0, row))
+        assert np.array_equal(crop, np.rint(crop))
+        want = normalize_image(crop.astype(np.uint8))
+        np.testing.assert_array_equal(batch["texture"][row], want)
+        u8 = batch["image"][row].astype(np.uint8)
+        blur = normalize_image(_blur_texture(u8, 2.0))
+        assert np.abs(batch["texture"][row] - blur).max() > 0.05  # not the Gaussian stand-in
+        # RTV of the crop would differ from the crop of the RTV (the full image's context)
+        assert not np.array_equal(want, normalize_image(rtv.im2uint8(rtv.tsmooth(u8))))
+
+
+def test_gaussian_fallback_is_named_and_unknown_source_is_an_error():
+    from fdm_jax.config_loading import load_config
+    from fdm_jax.train.tsgl_phase import structure_example_fn
+
+    tiny = load_config("configs/tsgl_medfe.py:tiny")
+    assert tiny.data.texture_source == "gaussian"
+    fn = structure_example_fn(tiny)
+    assert not hasattr(fn, "full_image_fn")
+    img = _small_images()[0][:32, :32].astype(np.float32)
+    assert fn({"image": img})["texture"].shape == (32, 32, 3)
+    tiny.data.texture_source = "l0"
+    with pytest.raises(ValueError, match="data.texture_source"):
+        structure_example_fn(tiny)
+    rtv_cfg = load_config("configs/tsgl_medfe.py")
+    with pytest.raises(ValueError, match="no 'rtv' image"):
+        structure_example_fn(rtv_cfg)({"image": img})
