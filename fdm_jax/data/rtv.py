@@ -227,19 +227,21 @@ class _MIC0:
             dn[sl] = A.ay[sl] / d
             rt[sl] = A.ax[sl] / d
             t[sl] = rt[sl] * dn[sl]
+        # per anti-diagonal: (pixels, left, up, L(k, k-H), L(k, k-1), right, down, L(k+H, k), L(k+1, k), L(k, k))
+        sh = lambda sl, o: slice(sl.start + o, sl.stop + o, sl.step)  # noqa: E731
+        self.steps = [(sl, sh(sl, -hp), sh(sl, -1), rt[sh(sl, -hp)].copy(), dn[sh(sl, -1)].copy(),
+                       sh(sl, hp), sh(sl, 1), rt[sl].copy(), dn[sl].copy(), ld[sl].copy()) for sl in g.diagonals]
 
     def solve(self, r: np.ndarray) -> np.ndarray:
         """L' \\ (L \\ r): Octave's column-oriented sparse triangular solves, (C, size)."""
-        g, hp = self.g, self.g.hp
-        ld, dn, rt = self.ldiag, self.ldown, self.lright
         y = np.zeros_like(r)
-        for sl in g.diagonals:  # forward: b_k -= L(k, k-H) y_{k-H}, then L(k, k-1) y_{k-1}
-            v = r[:, sl] - g.shift(rt, sl, -hp) * g.shift(y, sl, -hp)
-            y[:, sl] = (v - g.shift(dn, sl, -1) * g.shift(y, sl, -1)) / ld[sl]
+        for sl, left, up, c_left, c_up, _, _, _, _, d in self.steps:
+            # forward: b_k -= L(k, k-H) y_{k-H}, then L(k, k-1) y_{k-1}
+            y[:, sl] = ((r[:, sl] - c_left * y[:, left]) - c_up * y[:, up]) / d
         z = np.zeros_like(r)
-        for sl in reversed(g.diagonals):  # backward with L': columns k+H, then k+1
-            v = y[:, sl] - rt[sl] * g.shift(z, sl, hp)
-            z[:, sl] = (v - dn[sl] * g.shift(z, sl, 1)) / ld[sl]
+        for sl, _, _, _, _, right, down, c_right, c_down, d in reversed(self.steps):
+            # backward with L': columns k+H, then k+1
+            z[:, sl] = ((y[:, sl] - c_right * z[:, right]) - c_down * z[:, down]) / d
         return z
 
 
