@@ -48,6 +48,9 @@ def test_uint8_input_is_im2double_and_bad_input_is_one_line():
         with pytest.raises(ValueError, match="tsmooth: .*") as e:
             rtv.tsmooth(bad)
         assert "\n" not in str(e.value)
+    black = np.zeros((10, 12, 3), np.uint8)  # b = 0: pcg returns 0 without iterating, no 0/0
+    for solver in rtv.SOLVERS:
+        np.testing.assert_array_equal(rtv.tsmooth(black, solver=solver), 0.0)
     with pytest.raises(ValueError, match="solver"):
         rtv.tsmooth(u, solver="cg")
     assert rtv.gaussian_taps(3.0).size == 15 and rtv.gaussian_taps(1.5).size == 9  # bitor(round(5 sigma), 1)

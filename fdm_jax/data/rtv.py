@@ -12,12 +12,12 @@ and `imwrite`s S. `tsmooth` here is that function, in float64:
 * lambda is halved; each of `max_iter` iterations computes the texture weights (wx, wy) from the
   previous iterate with sigma = 3, 1.5, 0.75 (halved, floor 0.5) and solves, per channel and always
   against the INPUT image, (I + lambda/2 * L_w) S_c = I_c, L_w the 5-point Laplacian weighted by wx
-  (horizontal neighbours) and wy (vertical), unknowns in column-major order (paper Eq. 8-10).
+  (horizontal neighbours) and wy (vertical), unknowns in column-major order.
 * solver='pcg' (default): tsmooth.m's `exist('ichol','builtin')` branch, the one MATLAB takes:
   L = ichol(A, michol on), then pcg(A, b, 0.1, 100, L, L') from x0 = 0: a LOOSE solve (relative residual
   0.1), whose result differs from the exact one by a few grey levels. The factor and the iteration follow
-  GNU Octave's __ichol0__ (libinterp/corefcn/__ichol__.cc) and pcg.m (scripts/sparse/pcg.m) operation by
-  operation, so the result matches theirs up to the round-off pcg amplifies.
+  GNU Octave's (gnu-octave/octave:libinterp/corefcn/__ichol__.cc ichol_0, scripts/sparse/pcg.m) operation
+  by operation; on the fixture images the result equals Octave 7.3's bit for bit.
 * solver='exact': the `A\\b` fallback branch (scipy's SuperLU; any exact solver agrees to ~1e-12).
 
 The sequential recurrences (MIC(0) factor, the two triangular solves per pcg step) run along
@@ -180,7 +180,7 @@ class _System:
         ax, ay = self.ax, self.ay
         out = np.zeros_like(p)
         n = p.shape[-1]
-        # terms in column order; each is (coefficient at row k, neighbour offset)
+        # added in the order of the columns holding them: A(k, k-H), A(k, k-1), A(k, k), A(k, k+1), A(k, k+H)
         out[..., hp:] = ax[:n - hp] * p[..., :n - hp]
         out[..., 1:] = out[..., 1:] + ay[:n - 1] * p[..., :n - 1]
         out = out + self.diag * p
