@@ -137,3 +137,19 @@ def test_gaussian_fallback_is_named_and_unknown_source_is_an_error():
     rtv_cfg = load_config("configs/tsgl_medfe.py")
     with pytest.raises(ValueError, match="no 'rtv' image"):
         structure_example_fn(rtv_cfg)({"image": img})
+
+
+def test_full_image_fn_must_keep_the_image_size():
+    from fdm_jax.data.pipeline import TrainIterator
+    from fdm_jax.data.sources import ArrayImageSource
+
+    def fn(ex):
+        return {}
+
+    fn.full_image_fn = lambda image, name: {"rtv": image[:-1]}
+    pre = {"size": 32, "smallest_max_size": 40, "random_crop": True, "horizon_flip": True}
+    masks = {"provided_mask_only": False, "provided_mask_prob": 0.0}
+    with TrainIterator(ArrayImageSource(_small_images()), masks, pre, size=32, seed=0, global_batch=1,
+                       num_workers=0, example_fn=fn) as it:
+        with pytest.raises(ValueError, match="full_image_fn: 'rtv' .* shape"):
+            it.example(0, 0)
