@@ -103,7 +103,16 @@ def get_config(arg=None):
     cm.training_data(d, config.image_size)
     # data_root/train_name: the original's --dataset_dir is the RTV folder, RGB paths derived from it
     d.num_workers = 4  # train.py: DataLoader(num_workers=4)
-    d.texture_blur_radius = 2.0  # this port: RTV (tsmooth) stand-in = PIL GaussianBlur(2) of the crop (fdm_jax.train.tsgl_phase)
+    # the texture input (fdm_jax.train.tsgl_phase): 'rtv' = the original's (README: StructureFlow's
+    # generate_structure_images.m on the full image, then the loader crops it with the RGB image);
+    # 'gaussian' = this port's fallback stand-in, PIL GaussianBlur(texture_blur_radius) of the crop
+    d.texture_source = "rtv"
+    d.texture_blur_radius = 2.0  # this port: the 'gaussian' stand-in (also the fixtures' raw_low)
+    rt = d.rtv = ml_collections.ConfigDict()  # fdm_jax.data.rtv.rtv_uint8
+    # RenYurui/StructureFlow:scripts/matlab/generate_structure_images.m: tsmooth(image, 0.015, 3, 0.001, 3)
+    rt.lam, rt.sigma, rt.sharpness, rt.max_iter = 0.015, 3.0, 0.001, 3
+    rt.solver = "pcg"  # tsmooth.m: ichol + pcg(A, b, 0.1, 100) where ichol is a builtin (MATLAB); 'exact' = A\b
+    rt.cache_dir = "./data/rtv_cache"  # this port: RTV images by content hash + parameters ('' = recompute)
 
     m = config.masks = ml_collections.ConfigDict()
     m.generator = cm.training_masks()
@@ -137,4 +146,5 @@ def get_config(arg=None):
         g.depths = (1, 2, 2, 2)  # tsgl_medfe_generator_small.npz meta.kwargs.depths
         dd.widths = (8, 16, 32, 64)  # this port: a small discriminator for the CPU loss tests
         cm.tiny_training(config)
+        d.texture_source = "gaussian"  # this port: CPU smoke runs skip tsmooth (seconds per full image)
     return config

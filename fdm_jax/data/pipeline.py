@@ -31,7 +31,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from fdm_jax.data.masks import ProvidedMasks, _cfg, _hw, training_masks
-from fdm_jax.data.preprocess import preprocess_from_config, preprocess_rng
+from fdm_jax.data.preprocess import preprocess_from_config, preprocess_rng, to_rgb_uint8
 from fdm_jax.data.sources import CorruptImageError, ImageSource
 
 __all__ = ["TrainIterator", "epoch_permutation", "shard_batch"]
@@ -71,6 +71,11 @@ class TrainIterator:
     example_fn: optional host function example -> dict of arrays merged into the example (keys added
     or replaced, each with the example's layout), run per example in the loading threads; it must be
     a pure function of the example, so resumption stays exact (TSGL: fdm_jax.train.tsgl_phase).
+    If it has an attribute `full_image_fn`, that function (full uint8 image, source name) -> {key:
+    uint8 (H, W, 3) image of the same size} runs first on the image as loaded, and each image it
+    returns gets the example's own preprocessing (the same crop and flip: the Generator is replayed);
+    example_fn sees them under their keys, the batch does not (TSGL-MEDFE's RTV image, which the
+    original computes on the full image and crops like the RGB image).
     """
 
     def __init__(self, source: ImageSource, mask_cfg, preprocess_cfg, *, size, seed: int, global_batch: int,
@@ -156,14 +161,30 @@ class TrainIterator:
     def _example(self, epoch: int, position: int, perm: np.ndarray):
         idx, image, bad = self._resolve(perm, position)
         rng = preprocess_rng(self.seed, epoch, position)
+        full = image
         image = preprocess_from_config(image, self.preprocess_cfg, rng, name=self.source.name(idx))
         masks = training_masks(self.mask_cfg, seed=self.seed, epoch=epoch, index=position, size=self.size,
                                provided=self.provided)
         image = image * masks["erase_mask"]  # data/image_list_dataset.py: data['image'] = mask_ * data['image']
         ex = {"image": image, "mask": masks["mask"], "erase_mask": masks["erase_mask"]}
         if self.example_fn is not None:  # e.g. TSGL's Canny edges: computed here, in the loading threads
-            ex.update(self.example_fn(ex))
+            ex.update(self.example_fn({**ex, **self._companions(full, idx, epoch, position)}))
         return ex, bad
+
+    def _companions(self, full: np.ndarray, idx: int, epoch: int, position: int) -> dict[str, np.ndarray]:
+        """example_fn.full_image_fn's images of the full image, preprocessed like the example's image."""
+        fn = getattr(self.example_fn, "full_image_fn", None)
+        if fn is None:
+            return {}
+        name = self.source.name(idx)
+        out = {}
+        for key, img in fn(to_rgb_uint8(full, name), name).items():
+            img = to_rgb_uint8(img, f"{name} ({key})")
+            if img.shape != full.shape[:2] + (3,):
+                raise ValueError(f"full_image_fn: {key!r} of {name} has shape {img.shape}, the image {full.shape}")
+            rng = preprocess_rng(self.seed, epoch, position)  # the same draws: the same crop and flip
+            out[key] = preprocess_from_config(img, self.preprocess_cfg, rng, name=f"{name} ({key})")
+        return out
 
     def example(self, epoch: int, position: int) -> dict[str, np.ndarray]:
         """The example at `position` of `epoch` (what row i of step s holds, p = s * global_batch + i)."""

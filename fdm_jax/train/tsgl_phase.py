@@ -25,9 +25,13 @@ Batches: the loop's `image` (B, H, W, 3) float [0, 255], `mask` (B, H, W, 1) 1 =
 structure inputs `structure_example_fn(config)` adds per example on the host in the data pipeline
 (TrainIterator(example_fn=...)): `edge`, `gray` from the uint8 image with the train pipelines' wrap-around
 quirk (fdm_jax.data.structure.edge_and_gray(wraparound=True): both train loaders run image_to_edge on the
-[-1, 1] tensor) and, for the 256 model, `texture`: a STAND-IN for the RTV image (StructureFlow tsmooth,
-not reproducible here): PIL GaussianBlur(radius 2) of the cropped uint8 image, normalised to [-1, 1] (the
-same stand-in as shared/fixtures/tsgl). The image is normalised in the step: (u/255 - 0.5)/0.5.
+[-1, 1] tensor) and, for the 256 model, `texture`, selected by `config.data.texture_source`:
+  'rtv'      (default) the RTV image of TSGL's README: StructureFlow's tsmooth(im2double(img), 0.015, 3,
+             0.001, 3) of the FULL image (RenYurui/StructureFlow:scripts/matlab/generate_structure_images.m),
+             im2uint8, then cropped and flipped with the image (fdm_jax.data.rtv; cached on disk under
+             `config.data.rtv.cache_dir`, as the original precomputes a folder of RTV images);
+  'gaussian' this port's former stand-in: PIL GaussianBlur(texture_blur_radius) of the cropped image.
+Both are normalised to [-1, 1]. The image is normalised in the step: (u/255 - 0.5)/0.5.
 """
 
 from __future__ import annotations
@@ -78,15 +82,43 @@ def _blur_texture(rgb_uint8: np.ndarray, radius: float) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb_uint8).filter(ImageFilter.GaussianBlur(radius)))
 
 
+TEXTURE_SOURCES = ("rtv", "gaussian")
+
+
+def texture_source(config) -> str:
+    """config.data.texture_source of a tsgl_medfe config ('rtv' when absent)."""
+    src = str(config.data.get("texture_source", "rtv"))
+    if src not in TEXTURE_SOURCES:
+        raise ValueError(f"config key data.texture_source: {src!r} is not one of {TEXTURE_SOURCES}")
+    return src
+
+
+def rtv_full_image_fn(config) -> Callable[[np.ndarray, str], dict]:
+    """(full uint8 image, name) -> {'rtv': im2uint8 of tsmooth}, with the parameters and cache of
+    config.data.rtv (TrainIterator preprocesses it like the image)."""
+    from fdm_jax.data import rtv
+
+    r = config.data.rtv
+    kw = dict(lam=float(r.lam), sigma=float(r.sigma), sharpness=float(r.sharpness), max_iter=int(r.max_iter),
+              solver=str(r.solver), cache_dir=str(r.cache_dir) or None)
+
+    def full_image_fn(image: np.ndarray, name: str) -> dict:
+        return {"rtv": rtv.rtv_uint8(image, **kw)}
+
+    return full_image_fn
+
+
 def structure_example_fn(config) -> Callable[[dict], dict]:
     """The per-example host function the data pipeline applies (TrainIterator(example_fn=...)):
     example {'image' (H, W, 3) float [0, 255], ...} -> {'image' rounded to the uint8 grid the original's
-    PIL pipeline has, 'edge', 'gray' (H, W, 1) float32, and for tsgl_medfe 'texture' (H, W, 3) [-1, 1]}."""
+    PIL pipeline has, 'edge', 'gray' (H, W, 1) float32, and for tsgl_medfe 'texture' (H, W, 3) [-1, 1]}.
+    For the RTV texture it carries `full_image_fn` (see TrainIterator), whose cropped 'rtv' it reads."""
     from fdm_jax.data import structure
 
     variant = variant_of(config)
     wrap = bool(config.data.train_wraparound)
     sigma = float(config.data.canny_sigma)
+    source = texture_source(config) if variant == "medfe" else None
     radius = float(config.data.get("texture_blur_radius", 2.0))
 
     def fn(example: dict) -> dict:
@@ -96,10 +128,18 @@ def structure_example_fn(config) -> Callable[[dict], dict]:
         u8 = np.clip(np.rint(img), 0, 255).astype(np.uint8)
         edge, gray = structure.edge_and_gray(u8, wraparound=wrap, sigma=sigma)
         out = {"image": u8.astype(np.float32), "edge": edge, "gray": gray}
-        if variant == "medfe":
+        if source == "rtv":
+            if "rtv" not in example:
+                raise ValueError("texture_source 'rtv': the example has no 'rtv' image; build the TrainIterator "
+                                 "with this function as example_fn (it calls its full_image_fn)")
+            t8 = np.clip(np.rint(np.asarray(example["rtv"])), 0, 255).astype(np.uint8)
+            out["texture"] = structure.normalize_image(t8)
+        elif source == "gaussian":
             out["texture"] = structure.normalize_image(_blur_texture(u8, radius))
         return out
 
+    if source == "rtv":
+        fn.full_image_fn = rtv_full_image_fn(config)
     return fn
 
 
@@ -309,4 +349,5 @@ def make_tsgl_phase(config, steps_per_epoch: int) -> TSGLPhase:
                      schedule=schedule, d_schedule=d_schedule, total_steps=total_steps)
 
 
-__all__ = ["TSGLPhase", "TSGLTrainState", "make_tsgl_phase", "structure_example_fn", "PHASE_NAME"]
+__all__ = ["TSGLPhase", "TSGLTrainState", "make_tsgl_phase", "structure_example_fn", "rtv_full_image_fn",
+           "texture_source", "TEXTURE_SOURCES", "PHASE_NAME"]
