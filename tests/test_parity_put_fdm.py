@@ -138,3 +138,16 @@ def test_a_runner_module_that_fails_to_import_is_a_failure_naming_the_error(tmp_
         res = _run_cli(require(PUT / "fdm_full.npz"), env_extra=env, **kw)
         assert res.returncode == EXIT_MISMATCH, res.stdout + res.stderr
         assert "put_fdm failed to import" in res.stdout and "injected" in res.stdout, res.stdout
+
+
+def test_every_shared_fixture_has_a_runner():
+    """A fixture added to ../shared/fixtures without a runner would only show up as "unknown" when
+    someone runs it; here it fails at once (the fixtures themselves run in their own tests)."""
+    from fdm_jax.parity.harness import find_runner, load_fixture
+    from fdm_jax.parity.runners import IMPORT_ERRORS
+
+    files = sorted(require(fixtures_dir()).glob("*/*.npz"))
+    assert len(files) >= 22
+    assert not IMPORT_ERRORS, IMPORT_ERRORS
+    missing = [str(f) for f in files if find_runner(str(load_fixture(f).meta.get("module", ""))) is None]
+    assert not missing, f"fixtures without a runner: {missing}"
