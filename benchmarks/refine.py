@@ -61,7 +61,7 @@ from fdm_jax.config_loading import load_config, split_spec  # noqa: E402
 from fdm_jax.data import lama_masks  # noqa: E402
 from fdm_jax.models.lama_generator import (FFCResNetGenerator, count_parameters, front_rear, predict,  # noqa: E402
                                            random_variables)
-from fdm_jax.refine import RefineConfig, refine_scale, pyramid_sizes, refine  # noqa: E402
+from fdm_jax.refine import RefineConfig, _adam, prepare_scale, pyramid_sizes, refine, refine_step  # noqa: E402
 
 DEFAULT_IMAGE = REPO_ROOT.parent / "shared" / "data" / "images" / "sun_hays80" / "img_001.jpg"
 PAPER_REFERENCE = {
@@ -164,16 +164,18 @@ def run_case(args, size: int, mode: str) -> dict:
 
 
 def top_scale_memory(model, variables, levels, rcfg: RefineConfig) -> dict | None:
-    """XLA's buffer assignment for the top scale's jitted program (front + fori_loop over rear
-    forward/backward + Adam): temporaries are what remat (`--remat`) shrinks. Costs one more compile."""
+    """XLA's buffer assignment for the top scale's step program (rear forward/backward + Adam, the
+    largest of the level's programs): temporaries are what remat (`--remat`) shrinks. One more compile."""
     (h, w), (ph, pw) = levels[-1], levels[-2]
     hp, wp = -(-h // rcfg.modulo) * rcfg.modulo, -(-w // rcfg.modulo) * rcfg.modulo
     spec = jax.ShapeDtypeStruct
     try:
-        compiled = refine_scale.lower(front_rear(model), variables, spec((1, hp, wp, 3), jnp.float32),
-                                       spec((1, hp, wp, 1), jnp.float32), spec((1, ph, pw, 3), jnp.float32),
-                                       n_iters=rcfg.n_iters, lr=float(rcfg.lr), orig_hw=(h, w),
-                                       record=False).compile()
+        fr = front_rear(model)
+        z, targets = jax.eval_shape(lambda v, i, m, p: prepare_scale(fr, v, i, m, p, orig_hw=(h, w)), variables,
+                                    spec((1, hp, wp, 3), jnp.float32), spec((1, hp, wp, 1), jnp.float32),
+                                    spec((1, ph, pw, 3), jnp.float32))
+        opt_state = jax.eval_shape(_adam(0.0).init, z)
+        compiled = refine_step.lower(fr, variables, z, opt_state, targets).compile()
         m = compiled.memory_analysis()
     except Exception as e:  # noqa: BLE001  (not every backend implements memory_analysis)
         return {"error": f"{type(e).__name__}: {e}"}

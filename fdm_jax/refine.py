@@ -23,8 +23,10 @@ Per image (batch size 1, as the original asserts):
      B: the 3-channel pixels of the level's hole, bilinearly halved without blur and kept only where
         the whole footprint is hole (>= 1 - 1e-8), then eroded with the 15x15 ellipse (border = 1).
      The last forward's prediction is composited with the known pixels and cropped: result_s.
-  Each level's optimisation is one jitted program: the front, a `lax.fori_loop` over the updates with
-  `jax.value_and_grad` over z = (z_l, z_g) (any pytree the front returns), and the final forward.
+  Each level runs three jitted programs: `prepare_scale` (the front and the loss targets), `refine_step`
+  (one donated Adam step with `jax.value_and_grad` of `refinement_loss` over z = (z_l, z_g), any pytree
+  the front returns), called n_iters - 1 times from Python, and `finish_scale` (the final forward). The
+  learning rate and n_iters are values, not compile-time constants.
 
 Deliberate difference: where the original's term B selects nothing (thin masks, §8.4) torch's mean is
 NaN (its printed loss is 'nan', its gradient zero). Here each term is sum / max(count, 1) and an empty
@@ -197,12 +199,19 @@ def pyramid_sizes(h: int, w: int, config: RefineConfig) -> tuple[tuple[int, int]
     return (h, w), sizes[::-1]
 
 
-@functools.partial(jax.jit, static_argnames=("config",))
 def image_mask_pyramid(image: jax.Array, hole: jax.Array, config: RefineConfig):
+    """See `_pyramid`; only the size settings are compile-time (lr and n_iters do not recompile it)."""
+    return _pyramid(image, hole, min_side=int(config.min_side), max_scales=int(config.max_scales),
+                    px_budget=int(config.px_budget))
+
+
+@functools.partial(jax.jit, static_argnames=("min_side", "max_scales", "px_budget"))
+def _pyramid(image: jax.Array, hole: jax.Array, *, min_side: int, max_scales: int, px_budget: int):
     """refinement.py _get_image_mask_pyramid on the unpadded image and raw hole map (1 = hole, grey
     allowed). Returns (images, holes), lists low -> high resolution; the top hole level stays raw."""
     h, w = image.shape[1:3]
-    (bh, bw), sizes = pyramid_sizes(h, w, config)
+    (bh, bw), sizes = pyramid_sizes(h, w, RefineConfig(min_side=min_side, max_scales=max_scales,
+                                                       px_budget=px_budget))
     if (bh, bw) != (h, w):
         image = resize_bilinear(image, (bh, bw))
         hole = resize_bilinear(hole, (bh, bw))
@@ -229,61 +238,115 @@ def _masked_mean(diff: jax.Array, sel: jax.Array):
     return total / jnp.maximum(count, 1).astype(diff.dtype), count
 
 
-@functools.partial(jax.jit, static_argnames=("fr", "n_iters", "lr", "orig_hw", "record"))
-def refine_scale(fr: FrontRear, variables, image_p, hole_p, prev, *, n_iters: int, lr: float,
-                  orig_hw: tuple[int, int], record: bool):
-    """One pyramid level as one jitted program: refinement.py _infer given the lower-resolution result
-    `prev` (None at the lowest level: a plain generator pass).
+@dataclasses.dataclass(frozen=True)
+class ScaleTargets:
+    """What one pyramid level's loss compares against (`prepare_scale`): the padded level image, its
+    3-channel known-pixel selection (term A), the lower-resolution result and its selection (term B),
+    and the level's unpadded size `hw` (static)."""
 
-    image_p (1, Hp, Wp, 3) and the binarised hole map hole_p (1, Hp, Wp, 1, 1 = hole) are padded to the
-    modulo; orig_hw is the unpadded size. Returns the composite cropped to orig_hw and a dict of
-    per-iteration diagnostics (see `refine`)."""
+    image_p: jax.Array
+    sel_a: jax.Array
+    prev: jax.Array
+    sel_b: jax.Array
+    hw: tuple[int, int]
+
+
+jax.tree_util.register_dataclass(ScaleTargets, data_fields=["image_p", "sel_a", "prev", "sel_b"],
+                                 meta_fields=["hw"])
+
+
+def refinement_loss(fr: FrontRear, variables, z, targets: ScaleTargets):
+    """L(z) of one refined scale (refinement.py _infer): mean_A |rear(z) - image| +
+    mean_B |pyrdown(rear(z)[:h, :w]) - result_{s-1}|. A pure function of z: `jax.grad(refinement_loss,
+    argnums=2)` is the gradient the refiner's Adam follows. Returns (loss, (t1, t2, n1, n2, pred))."""
+    h, w = targets.hw
+    pred = fr.rear(variables, z)
+    t1, n1 = _masked_mean(pred - targets.image_p, targets.sel_a)
+    t2, n2 = _masked_mean(pyrdown(pred[:, :h, :w]) - targets.prev, targets.sel_b)
+    return t1 + t2, (t1, t2, n1, n2, pred)
+
+
+@functools.partial(jax.jit, static_argnames=("fr", "orig_hw"))
+def prepare_scale(fr: FrontRear, variables, image_p, hole_p, prev, *, orig_hw: tuple[int, int]):
+    """z0 = front(image, mask) (no gradient) and the loss targets of one refined level of unpadded
+    size orig_hw."""
     h, w = orig_hw
     z0 = jax.tree.map(lax.stop_gradient, fr.front(variables, image_p, 1.0 - hole_p))
     hole3 = jnp.broadcast_to(hole_p, image_p.shape)
-
-    def composite(pred):
-        return (hole3 * pred + (1.0 - hole3) * image_p)[:, :h, :w]
-
-    if prev is None:  # the lowest scale: plain generator, no optimisation (the loop breaks at it 0)
-        return composite(fr.rear(variables, z0)), {"z_it0": z0}
-
     sel_a = hole3 < np.float32(EPS)  # known pixels of the padded level, 3 channels
     d = pyrdown_mask(hole_p[:, :h, :w], blur=False, round_up=False)
     d = _binarise(erode(d, ellipse_kernel(15)), 1.0 - EPS)
     sel_b = jnp.broadcast_to(d, prev.shape) >= np.float32(EPS)
+    return z0, ScaleTargets(image_p, sel_a, prev, sel_b, (int(h), int(w)))
 
-    def loss_fn(z):
-        pred = fr.rear(variables, z)
-        t1, n1 = _masked_mean(pred - image_p, sel_a)
-        t2, n2 = _masked_mean(pyrdown(pred[:, :h, :w]) - prev, sel_b)
-        return t1 + t2, (t1, t2, n1, n2, pred)
 
-    opt = optax.adam(lr, b1=0.9, b2=0.999, eps=1e-8)  # torch.optim.Adam defaults (eps_root 0)
-    stats = jnp.zeros((3, n_iters), jnp.float32)  # loss, term A, term B (counts below)
-    counts = jnp.zeros((2, n_iters), jnp.int32)
+def _adam(lr):
+    # torch.optim.Adam defaults (eps_root 0); lr enters as a traced value (inject_hyperparams), so a
+    # new learning rate reuses the compiled step.
+    return optax.inject_hyperparams(optax.adam)(learning_rate=lr, b1=0.9, b2=0.999, eps=1e-8)
 
-    def step(i, carry):
-        z, opt_state, stats, counts, z_it1 = carry
-        (loss, (t1, t2, n1, n2, _)), grad = jax.value_and_grad(loss_fn, has_aux=True)(z)
-        updates, opt_state = opt.update(grad, opt_state, z)
-        z = optax.apply_updates(z, updates)
-        stats = stats.at[:, i].set(jnp.stack([loss, t1, t2]))
-        counts = counts.at[:, i].set(jnp.stack([n1, n2]).astype(jnp.int32))
-        if record:
-            z_it1 = jax.tree.map(lambda old, new: jnp.where(i == 0, new, old), z_it1, z)
-        return z, opt_state, stats, counts, z_it1
 
-    carry = (z0, opt.init(z0), stats, counts, z0 if record else None)
-    z, _, stats, counts, z_it1 = lax.fori_loop(0, n_iters - 1, step, carry)
-    loss, (t1, t2, n1, n2, pred) = loss_fn(z)  # the last forward: its loss is computed, not used
-    stats = stats.at[:, n_iters - 1].set(jnp.stack([loss, t1, t2]))
-    counts = counts.at[:, n_iters - 1].set(jnp.stack([n1, n2]).astype(jnp.int32))
+@functools.partial(jax.jit, static_argnames=("fr",), donate_argnames=("z", "opt_state"))
+def refine_step(fr: FrontRear, variables, z, opt_state, targets: ScaleTargets):
+    """One Adam step on z: rear forward + backward + update, z and the optimiser state donated. The
+    refinement calls it n_iters - 1 times from Python: the same compiled program every iteration and
+    for any n_iters (a `lax.fori_loop` around the same step ran 2.7x slower on CPU, and needed one
+    program per n_iters)."""
+    (loss, (t1, t2, n1, n2, _)), grad = jax.value_and_grad(
+        lambda zz: refinement_loss(fr, variables, zz, targets), has_aux=True)(z)
+    updates, opt_state = _adam(0.0).update(grad, opt_state, z)
+    return optax.apply_updates(z, updates), opt_state, jnp.stack([loss, t1, t2]), jnp.stack([n1, n2])
+
+
+@functools.partial(jax.jit, static_argnames=("fr",))
+def finish_scale(fr: FrontRear, variables, z, targets: ScaleTargets, hole_p):
+    """The last forward of a level: the prediction composited with the known pixels and cropped, and its
+    loss (computed, not used, as the original's last iteration)."""
+    loss, (t1, t2, n1, n2, pred) = refinement_loss(fr, variables, z, targets)
+    h, w = targets.hw
+    hole3 = jnp.broadcast_to(hole_p, pred.shape)
+    return (hole3 * pred + (1.0 - hole3) * targets.image_p)[:, :h, :w], jnp.stack([loss, t1, t2]), jnp.stack([n1, n2])
+
+
+@functools.partial(jax.jit, static_argnames=("fr", "orig_hw"))
+def plain_scale(fr: FrontRear, variables, image_p, hole_p, *, orig_hw: tuple[int, int]):
+    """The lowest level: a plain generator pass (the original's loop breaks at iteration 0)."""
+    h, w = orig_hw
+    z0 = fr.front(variables, image_p, 1.0 - hole_p)
+    hole3 = jnp.broadcast_to(hole_p, image_p.shape)
+    return (hole3 * fr.rear(variables, z0) + (1.0 - hole3) * image_p)[:, :h, :w], z0
+
+
+def refine_scale(fr: FrontRear, variables, image_p, hole_p, prev, *, n_iters: int, lr: float,
+                 orig_hw: tuple[int, int], record: bool = False):
+    """One pyramid level (refinement.py _infer) given the lower-resolution result `prev` (None at the
+    lowest level: a plain generator pass). image_p (1, Hp, Wp, 3) and the binarised hole map hole_p
+    (1, Hp, Wp, 1, 1 = hole) are padded to the modulo; orig_hw is the unpadded size. Returns the
+    composite cropped to orig_hw and a dict of per-iteration diagnostics (see `refine`).
+
+    Three compiled programs per level shape (prepare, step, finish), none depending on n_iters or lr."""
+    if prev is None:
+        out, z0 = plain_scale(fr, variables, image_p, hole_p, orig_hw=tuple(orig_hw))
+        return out, {"z_it0": z0}
+    n_iters = int(n_iters)
+    z, targets = prepare_scale(fr, variables, image_p, hole_p, prev, orig_hw=tuple(orig_hw))
+    z0 = jax.tree.map(jnp.copy, z) if record else None
+    opt_state = _adam(0.0).init(z)
+    opt_state.hyperparams["learning_rate"] = jnp.asarray(lr, jnp.float32)
+    stats, counts, z_it1 = [], [], None
+    for i in range(n_iters - 1):
+        z, opt_state, st, ct = refine_step(fr, variables, z, opt_state, targets)
+        stats.append(st)
+        counts.append(ct)
+        if record and i == 0:
+            z_it1 = jax.tree.map(jnp.copy, z)
+    out, st, ct = finish_scale(fr, variables, z, targets, hole_p)
+    stats, counts = jnp.stack(stats + [st], axis=1), jnp.stack(counts + [ct], axis=1).astype(jnp.int32)
     aux = {"losses": stats[0], "loss_term1": stats[1], "loss_term2": stats[2],
            "loss_count_A": counts[0], "loss_count_B": counts[1]}
     if record:
-        aux.update(z_it0=z0, z_it1=z_it1, z_last=z)
-    return composite(pred), aux
+        aux.update(z_it0=z0, z_it1=z0 if z_it1 is None else z_it1, z_last=z)
+    return out, aux
 
 
 # ----------------------------------------------------------------------------------- driver

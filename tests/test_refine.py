@@ -254,3 +254,38 @@ def test_benchmark_ci_size(tmp_path):
     from fdm_jax.models.lama_generator import count_parameters
 
     assert report["num_params"] == count_parameters(FFCResNetGenerator(**load_config("configs/big_lama.py:tiny").model))
+
+
+def test_new_lr_and_iteration_count_reuse_the_compiled_programs():
+    """lr and n_iters are values: a second refinement of the same shapes with other settings (and new
+    parameters of the same shapes) compiles nothing new; the settings still take effect."""
+    from fdm_jax import refine as R
+
+    model, v = _tiny_model()
+    fr = front_rear(model)
+    image = jax.random.uniform(jax.random.key(0), (1, 64, 80, 3))
+    known = jnp.ones((1, 64, 80, 1)).at[:, 20:40, 30:60].set(0.0)
+    programs = (R._pyramid, R.plain_scale, R.prepare_scale, R.refine_step, R.finish_scale)
+    a, rec_a = refine(fr, v, image, known, RefineConfig(n_iters=3, lr=0.002, min_side=32), record=True)
+    sizes = [p._cache_size() for p in programs]
+    v2 = jax.tree.map(lambda x: x * 1.0, v)
+    b, rec_b = refine(fr, v2, image, known, RefineConfig(n_iters=5, lr=0.01, min_side=32), record=True)
+    assert [p._cache_size() for p in programs] == sizes
+    assert rec_a["aux"][1]["losses"].shape == (3,) and rec_b["aux"][1]["losses"].shape == (5,)
+    assert not np.allclose(np.asarray(a), np.asarray(b))  # the new lr / count changed the result
+
+
+def test_refinement_loss_is_a_pure_function_of_the_featuremap():
+    """jax.grad of the public loss w.r.t. z equals the first Adam step's direction in `refine`."""
+    from fdm_jax.refine import prepare_scale, refinement_loss
+
+    model, v = _tiny_model()
+    fr = front_rear(model)
+    image = jax.random.uniform(jax.random.key(1), (1, 64, 80, 3))
+    known = jnp.ones((1, 64, 80, 1)).at[:, 20:40, 30:60].set(0.0)
+    cfg = RefineConfig(n_iters=2, min_side=32)
+    _, rec = refine(fr, v, image, known, cfg, record=True)
+    z0, targets = prepare_scale(fr, v, rec["pyramid_image"][1], 1.0 - known, rec["scale"][0], orig_hw=(64, 80))
+    g = jax.grad(lambda z: refinement_loss(fr, v, z, targets)[0])(z0)
+    expected = jax.tree.map(lambda z, gz: z - cfg.lr * gz / (jnp.abs(gz) + 1e-8), z0, g)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), rec["aux"][1]["z_it1"], expected)
