@@ -1,0 +1,48 @@
+"""Labelled grids and plots (fdm_jax.visualize): images land where they should, labels are drawn."""
+
+import numpy as np
+import pytest
+
+from fdm_jax.visualize import PAD, labelled_grid, line_plot
+
+
+def test_cells_are_placed_unchanged_and_labels_are_drawn():
+    rng = np.random.default_rng(0)
+    cells = [[rng.integers(0, 256, (40, 48, 3), dtype=np.uint8) for _ in range(3)] for _ in range(2)]
+    grid = labelled_grid(cells, col_labels=["input", "masked input", "sample 0"], row_labels=["FDM", "no FDM"],
+                         title="demo")
+    # Find each cell by exact match: the images are copied, not resampled.
+    for row in cells:
+        for c in row:
+            hits = [(y, x) for y in range(grid.shape[0] - 39) for x in range(grid.shape[1] - 47)
+                    if grid[y, x, 0] == c[0, 0, 0] and np.array_equal(grid[y:y + 40, x:x + 48], c)]
+            assert len(hits) == 1
+    # The label strip above the first cell holds dark text pixels; a blank strip would be all white.
+    y_cells = min(y for y in range(grid.shape[0]) if np.array_equal(grid[y, -PAD - 48:-PAD], cells[0][2][0]))
+    strip = grid[:y_cells - PAD]
+    assert (strip < 128).any()
+    left = grid[y_cells:y_cells + 40, :PAD * 2]
+    assert left.shape[0] == 40
+
+
+def test_text_differs_per_label():
+    cell = np.zeros((32, 32, 3), np.uint8)
+    a = labelled_grid([[cell]], col_labels=["sample 0"])
+    b = labelled_grid([[cell]], col_labels=["input"])
+    assert a.shape == b.shape and not np.array_equal(a, b)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="column labels"):
+        labelled_grid([[np.zeros((8, 8, 3))]], col_labels=["a", "b"])
+    with pytest.raises(ValueError, match="different sizes"):
+        labelled_grid([[np.zeros((8, 8, 3)), np.zeros((9, 8, 3))]])
+
+
+def test_line_plot_writes_a_png(tmp_path):
+    import cv2
+
+    path = line_plot({"LPIPS": ([0, 1, 2], [0.1, 0.2, 0.4])}, "hole ratio", "LPIPS", tmp_path / "p.png",
+                     xticklabels=["0-20%", "20-40%", "40-60%"])
+    img = cv2.imread(str(path))
+    assert img is not None and img.shape[0] > 100 and (img < 128).any()
