@@ -46,3 +46,22 @@ def test_line_plot_writes_a_png(tmp_path):
                      xticklabels=["0-20%", "20-40%", "40-60%"])
     img = cv2.imread(str(path))
     assert img is not None and img.shape[0] > 100 and (img < 128).any()
+
+
+def test_training_grid_and_loss_curve(tmp_path):
+    import cv2
+
+    from fdm_jax.train.metrics_log import MetricsLog, plot_metrics, write_grid
+
+    batch = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3))
+    path = write_grid(tmp_path / "g.png", {"masked input": batch * 0.5, "reconstruction": batch})
+    img = cv2.imread(str(path))[..., ::-1]
+    assert img.shape[1] == 2 * 32 + 3 * PAD and img.shape[0] > 2 * 32 + 3 * PAD  # a label strip on top
+    np.testing.assert_array_equal(img[-PAD - 32:-PAD, -PAD - 32:-PAD], np.clip(batch[1], 0, 255).astype(np.uint8))
+    log = MetricsLog(tmp_path / "run", tensorboard=False)
+    for step in range(1, 6):
+        log.write(step, {"loss": 1.0 / step, "lr": 1e-3})
+    log.close()
+    png = plot_metrics(tmp_path / "run" / "metrics.jsonl", tmp_path / "run" / "loss_curves.png")
+    assert png is not None and cv2.imread(str(png)) is not None
+    assert plot_metrics(tmp_path / "none.jsonl", tmp_path / "x.png") is None

@@ -46,17 +46,37 @@ def read_metrics(path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def write_grid(path, columns: dict, max_rows: int = 8) -> Path:
-    """A PNG with one row per image and one column per entry of `columns` ({title: (B, H, W, 3) in
-    [0, 255]}); the titles are written, in order, to `path` with suffix .txt next to it."""
+def write_grid(path, columns: dict, max_rows: int = 8, title: str | None = None) -> Path:
+    """A PNG with one row per image and one labelled column per entry of `columns` ({label: (B, H, W, 3)
+    in [0, 255]}), the labels drawn above the columns (fdm_jax.visualize.labelled_grid)."""
     import cv2
 
-    cols = [np.clip(np.asarray(v, np.float32), 0, 255).astype(np.uint8)[:max_rows] for v in columns.values()]
-    rows = [np.concatenate([c[i] for c in cols], axis=1) for i in range(cols[0].shape[0])]
-    grid = np.concatenate(rows, axis=0)
+    from fdm_jax.visualize import labelled_grid
+
+    cols = [np.asarray(v, np.float32)[:max_rows] for v in columns.values()]
+    grid = labelled_grid([[c[i] for c in cols] for i in range(cols[0].shape[0])], col_labels=list(columns),
+                         title=title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
         raise OSError(f"could not write {path}")
-    path.with_suffix(".txt").write_text("columns: " + " | ".join(columns) + "\n")
     return path
+
+
+def plot_metrics(path, out, keys: tuple[str, ...] | None = None) -> Path | None:
+    """The loss curves of a run's `metrics.jsonl` as a PNG (one line per logged scalar, or `keys`);
+    None when nothing was logged."""
+    from fdm_jax.visualize import line_plot
+
+    rows = read_metrics(path) if Path(path).is_file() else []
+    names = keys or sorted({k for r in rows for k, v in r.items()
+                            if k not in ("step", "time") and isinstance(v, (int, float))})
+    series = {}
+    for k in names:
+        pts = [(r["step"], r[k]) for r in rows if isinstance(r.get(k), (int, float))]
+        if pts:
+            series[k] = tuple(zip(*pts))
+    if not series:
+        return None
+    positive = all(v > 0 for _, ys in series.values() for v in ys)
+    return line_plot(series, "step", "value", out, title=Path(path).parent.name, logy=positive)
