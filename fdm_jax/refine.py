@@ -318,11 +318,12 @@ def plain_scale(fr: FrontRear, variables, image_p, hole_p, *, orig_hw: tuple[int
 
 
 def refine_scale(fr: FrontRear, variables, image_p, hole_p, prev, *, n_iters: int, lr: float,
-                 orig_hw: tuple[int, int], record: bool = False):
+                 orig_hw: tuple[int, int], record: bool = False, on_iteration=None):
     """One pyramid level (refinement.py _infer) given the lower-resolution result `prev` (None at the
     lowest level: a plain generator pass). image_p (1, Hp, Wp, 3) and the binarised hole map hole_p
     (1, Hp, Wp, 1, 1 = hole) are padded to the modulo; orig_hw is the unpadded size. Returns the
-    composite cropped to orig_hw and a dict of per-iteration diagnostics (see `refine`).
+    composite cropped to orig_hw and a dict of per-iteration diagnostics (see `refine`). on_iteration:
+    optional callable run after every Adam step (a progress bar's update).
 
     Three compiled programs per level shape (prepare, step, finish), none depending on n_iters or lr."""
     if prev is None:
@@ -340,6 +341,8 @@ def refine_scale(fr: FrontRear, variables, image_p, hole_p, prev, *, n_iters: in
         counts.append(ct)
         if record and i == 0:
             z_it1 = jax.tree.map(jnp.copy, z)
+        if on_iteration is not None:
+            on_iteration()
     out, st, ct = finish_scale(fr, variables, z, targets, hole_p)
     stats, counts = jnp.stack(stats + [st], axis=1), jnp.stack(counts + [ct], axis=1).astype(jnp.int32)
     aux = {"losses": stats[0], "loss_term1": stats[1], "loss_term2": stats[2],
@@ -364,7 +367,7 @@ def _check_inputs(image, mask):
 
 
 def refine(fr: FrontRear | Any, variables, image: jax.Array, mask: jax.Array,
-           config: RefineConfig = RefineConfig(), *, record: bool = False):
+           config: RefineConfig = RefineConfig(), *, record: bool = False, progress: bool = False):
     """Inpaint one image with multiscale feature refinement (refinement.py refine_predict).
 
     Args:
@@ -375,6 +378,7 @@ def refine(fr: FrontRear | Any, variables, image: jax.Array, mask: jax.Array,
       image: (1, H, W, 3) float RGB in [0, 1], unpadded.
       mask: (1, H, W, 1) float, 1 = known (grey = partly known; any unknown share counts as hole).
       config: the refiner's hyper-parameters (defaults: configs/prediction/default.yaml).
+      progress: show a progress bar (stderr) over the refined scales' Adam steps, with an ETA.
       record: also return the pyramid (images and hole maps, low -> high), every level's result
         (`scale`), and per level (`aux`) the per-iteration losses, terms and counts and z snapshots
         (`z_it0` = front output, `z_it1` after one Adam step, `z_last` fed to the last forward).
@@ -388,14 +392,25 @@ def refine(fr: FrontRear | Any, variables, image: jax.Array, mask: jax.Array,
     fr = fr if isinstance(fr, FrontRear) else FrontRear(fr.front, fr.rear)
     images, holes = image_mask_pyramid(image, hole, config)
     rec: dict[str, Any] = {"pyramid_image": images, "pyramid_mask": holes, "scale": [], "aux": []}
-    prev = None
-    for img, hm in zip(images, holes):
-        orig_hw = tuple(int(s) for s in img.shape[1:3])
-        img_p = _pad_reflect(img, config.modulo)
-        hole_p = _binarise(_pad_reflect(hm, config.modulo), EPS)
-        prev, aux = refine_scale(fr, variables, img_p, hole_p, prev, n_iters=config.n_iters,
-                                  lr=float(config.lr), orig_hw=orig_hw, record=record)
-        if record:
-            rec["scale"].append(prev)
-            rec["aux"].append(aux)
+    prev, bar = None, None
+    if progress and len(images) > 1:
+        from tqdm import tqdm
+
+        bar = tqdm(total=(len(images) - 1) * (int(config.n_iters) - 1), unit="step", desc="refining")
+    try:
+        for level, (img, hm) in enumerate(zip(images, holes)):
+            orig_hw = tuple(int(s) for s in img.shape[1:3])
+            img_p = _pad_reflect(img, config.modulo)
+            hole_p = _binarise(_pad_reflect(hm, config.modulo), EPS)
+            if bar is not None and level:
+                bar.set_description(f"refining scale {level}/{len(images) - 1} ({orig_hw[1]}x{orig_hw[0]})")
+            prev, aux = refine_scale(fr, variables, img_p, hole_p, prev, n_iters=config.n_iters,
+                                     lr=float(config.lr), orig_hw=orig_hw, record=record,
+                                     on_iteration=None if bar is None else (lambda: bar.update(1)))
+            if record:
+                rec["scale"].append(prev)
+                rec["aux"].append(aux)
+    finally:
+        if bar is not None:
+            bar.close()
     return (prev, rec) if record else prev

@@ -289,3 +289,12 @@ def test_refinement_loss_is_a_pure_function_of_the_featuremap():
     g = jax.grad(lambda z: refinement_loss(fr, v, z, targets)[0])(z0)
     expected = jax.tree.map(lambda z, gz: z - cfg.lr * gz / (jnp.abs(gz) + 1e-8), z0, g)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), rec["aux"][1]["z_it1"], expected)
+
+
+def test_progress_bar_counts_every_adam_step(capsys):
+    model, v = _tiny_model()
+    image = jax.random.uniform(jax.random.key(0), (1, 64, 80, 3))
+    known = jnp.ones((1, 64, 80, 1)).at[:, 20:40, 30:60].set(0.0)
+    refine(front_rear(model), v, image, known, RefineConfig(n_iters=3, min_side=32), progress=True)
+    err = capsys.readouterr().err
+    assert "refining scale 1/1 (80x64)" in err and "2/2" in err
