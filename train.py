@@ -43,11 +43,14 @@ def main(argv=None) -> int:
         return 2
     workdir = Path(args.workdir or Path("runs") / Path(split_spec(args.config)[0]).stem)
 
-    from fdm_jax.train import TrainingError, train
+    from fdm_jax.train import TrainingError, TrainingInterrupted, train
     from fdm_jax.train.checkpointing import CheckpointError
 
     try:
         train(config, workdir, progress=not args.no_progress)
+    except TrainingInterrupted as e:  # SIGTERM: checkpointed, a clean stop
+        print(f"{e}; run the same command again to resume")
+        return 0
     except (ValueError, FileNotFoundError, CheckpointError, TrainingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
