@@ -17,6 +17,9 @@ A mask of the image's original size follows the same resize (nearest) and crop; 
 size is used as is; any other size is an error. Masks: 8-bit PNG, by default white (255) = hole
 (--mask-polarity hole-black for the opposite); non-binary masks are thresholded at 128 with a
 warning. Instead of a mask, --mask-ratio R draws random rectangular holes covering R of the image.
+Warnings, not errors: a mask that is 75 % hole or more (inverted polarity?), an image upscaled 4x or
+more, or one whose centre crop keeps a third of its long side or less. The files and --out are
+checked before the model loads; a truncated image file is an error.
 
 Writes to --out: masked_input.png (holes black, as the original's masked_input/), sample_<k>.png
 (the raw decoder output, as the original; --paste-known pastes the known pixels back), and

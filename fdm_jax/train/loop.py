@@ -6,6 +6,9 @@
 Per phase, in `<workdir>`: `checkpoints/<step>/` (orbax), `metrics.jsonl`, `tensorboard/`,
 `samples/step_<n>.png`. Running the same command again resumes from the latest checkpoint (the
 data iterator included), so an interrupted run ends with the parameters an uninterrupted one has.
+Faults: a kill loses at most one checkpoint interval; a damaged newest checkpoint is skipped for the
+newest good one (checkpointing.py); SIGTERM checkpoints the step reached and raises
+TrainingInterrupted (train.py exits 0); a non-finite loss stops the run before that state is saved.
 """
 
 from __future__ import annotations
