@@ -81,6 +81,7 @@ def main(argv=None) -> int:
         metrics = resolve_metrics(metrics, args.num_samples)
         source, data_info = open_image_source(args.data, split=args.split, tfds_data_dir=args.tfds_data_dir)
         masks = ProvidedMasks(args.mask_dir)
+        masks.load(0, 8)  # a folder of photos is an error before the model loads (every mask is checked later)
         masks_info = {"kind": args.masks, "name": Path(args.mask_dir).name, "path": str(Path(args.mask_dir).resolve())}
         model = PutFdmInpainter.from_checkpoints(args.checkpoint, args.config, use_fdm=not args.no_fdm,
                                                  top_k=args.top_k, name=args.name)

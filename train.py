@@ -6,7 +6,8 @@
 
 Any config value can be overridden with --config.KEY=VALUE (KEY dotted, e.g.
 --config.train.fdm.batch_size=4); a key that does not exist is an error naming it. Running the same
-command again resumes from the latest checkpoint in --workdir. Phases (config.phase): codec, sampler,
+command again resumes from the latest checkpoint in --workdir (SIGTERM saves a checkpoint of the
+step reached and exits 0). Phases (config.phase): codec, sampler,
 fdm, fdm_tuning, or all (run.phases in order, each in <workdir>/<phase>). TSGL trains through the
 same loop: python train.py --config configs/tsgl_medfe.py:tiny (or tsgl_lama.py), phase 'generator'.
 """
@@ -43,11 +44,14 @@ def main(argv=None) -> int:
         return 2
     workdir = Path(args.workdir or Path("runs") / Path(split_spec(args.config)[0]).stem)
 
-    from fdm_jax.train import TrainingError, train
+    from fdm_jax.train import TrainingError, TrainingInterrupted, train
     from fdm_jax.train.checkpointing import CheckpointError
 
     try:
         train(config, workdir, progress=not args.no_progress)
+    except TrainingInterrupted as e:  # SIGTERM: checkpointed, a clean stop
+        print(f"{e}; run the same command again to resume")
+        return 0
     except (ValueError, FileNotFoundError, CheckpointError, TrainingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -31,8 +31,9 @@ ships no metric scripts):
     expectation of cal_lpips.py --type diversity's random pairs.
   * ground truth: the model's eval preprocessing (SmallestMaxSize + CenterCrop), rounded to uint8.
 
-Resuming: the settings are recorded in `<out>/manifest.json` and checked on every run (a mismatch is
-an error naming it); the mask assignment is kept in `masks.json`; every batch's samples (PNG) and
+Resuming: the settings are recorded in `<out>/manifest.json` with the first batch of results and
+checked on every run (a mismatch is an error naming it; a run that failed before its first batch
+leaves no manifest, so it does not block a corrected rerun); the mask assignment is kept in `masks.json`; every batch's samples (PNG) and
 per-image metrics (one JSON line per image in `records.jsonl`) are written as soon as the batch is
 done, and a restarted run skips the images already recorded. Batches are fixed chunks of the image
 list and every image's random key depends only on (seed, bucket, image index), so an interrupted
@@ -394,13 +395,15 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _check_manifest(out: Path, manifest: dict) -> None:
+def _check_manifest(out: Path, manifest: dict) -> bool:
+    """Compares the settings with a saved manifest; False when there is none yet. The manifest is
+    written only with the first batch of records (`evaluate`), so a run that fails before producing
+    anything (a bad checkpoint, too few masks) does not pin its settings on the folder."""
     path = out / "manifest.json"
     if not path.is_file():
         if (out / "records.jsonl").exists():
             raise EvaluationError(f"--out {out}: holds records.jsonl but no manifest.json; use an empty folder")
-        _write_json(path, manifest)
-        return
+        return False
     try:
         old = json.loads(path.read_text())
     except json.JSONDecodeError as e:
@@ -414,6 +417,7 @@ def _check_manifest(out: Path, manifest: dict) -> None:
         more = " ..." if len(diffs) > 6 else ""
         raise EvaluationError(f"--out {out} holds an evaluation with other settings: {'; '.join(diffs[:6])}{more}. "
                               "Resume with the same settings, or use another --out")
+    return True
 
 
 def _sample_path(out: Path, label: str, index: int, k: int) -> Path:
@@ -568,9 +572,11 @@ def evaluate(model: InpaintingModel, source, masks, buckets: Sequence[Bucket], *
     manifest = {"format": FORMAT, "checked": checked,
                 "info": {"method": model.name, "data_path": data_info.get("path"),
                          "masks_path": masks_info.get("path")}}
-    _check_manifest(out, manifest)
+    has_manifest = _check_manifest(out, manifest)
 
-    assignment = _load_or_assign(out, masks, buckets, n, model.size, seed)
+    # Without a manifest nothing was recorded: a masks.json there is from a failed run, maybe with
+    # other settings, so the assignment is made afresh.
+    assignment = _load_or_assign(out, masks, buckets, n, model.size, seed, fresh=not has_manifest)
     records = _load_records(out, num_samples)
     lpips_params = None
     if "lpips" in unit_metrics or "diversity" in unit_metrics:
@@ -591,6 +597,9 @@ def evaluate(model: InpaintingModel, source, masks, buckets: Sequence[Bucket], *
                 break
             batch = _run_batch(model, source, masks, out, bucket, chunk, todo, assignment[bucket.label], names,
                                num_samples, seed, batch_size, paste_known, unit_metrics, lpips_params)
+            if not has_manifest:  # written after the first success, before the first record
+                _write_json(out / "manifest.json", manifest)
+                has_manifest = True
             _append_records(out, batch)
             for r in batch:
                 records[(r["bucket"], r["index"])] = r
@@ -618,9 +627,10 @@ def _bar(total: int, initial: int, enabled: bool):
                 disable=not enabled)
 
 
-def _load_or_assign(out: Path, masks, buckets, n: int, size: int, seed: int) -> dict[str, list[dict]]:
+def _load_or_assign(out: Path, masks, buckets, n: int, size: int, seed: int, fresh: bool = False
+                    ) -> dict[str, list[dict]]:
     path = out / "masks.json"
-    if path.is_file():
+    if path.is_file() and not fresh:
         saved = json.loads(path.read_text())
         if all(b.label in saved and len(saved[b.label]) == n for b in buckets):
             return saved

@@ -25,10 +25,26 @@ def read_image(path: str | Path) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"image {p}: no such file")
+    _check_complete(p, "image")
     bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
     if bgr is None:
         raise InputError(f"image {p}: not a readable image file")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _check_complete(p: Path, what: str) -> None:
+    """cv2 decodes a truncated JPEG without an error (the missing rows come out grey); PIL's full decode
+    raises on it, so a cut-off file is an error rather than a silently wrong input. Run before cv2 so
+    libjpeg's own stderr warning does not precede the one-line error."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(p) as im:
+            im.load()
+    except UnidentifiedImageError:
+        return  # a format cv2 reads and PIL does not: nothing to compare against
+    except (OSError, SyntaxError, ValueError) as e:
+        raise InputError(f"{what} {p}: damaged or truncated image file ({e}); expected a complete image") from None
 
 
 def resize_and_center_crop(image: np.ndarray, size: int, interpolation=cv2.INTER_LINEAR) -> tuple[np.ndarray, tuple]:
@@ -52,6 +68,7 @@ def read_mask(path: str | Path, polarity: str = HOLE_WHITE) -> np.ndarray:
         raise InputError(f"mask polarity {polarity!r}: expected {HOLE_WHITE} or {HOLE_BLACK}")
     if not p.is_file():
         raise InputError(f"mask {p}: no such file")
+    _check_complete(p, "mask")
     m = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
     if m is None:
         raise InputError(f"mask {p}: not a readable image file")

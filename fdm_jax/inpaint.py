@@ -17,6 +17,9 @@ A mask of the image's original size follows the same resize (nearest) and crop; 
 size is used as is; any other size is an error. Masks: 8-bit PNG, by default white (255) = hole
 (--mask-polarity hole-black for the opposite); non-binary masks are thresholded at 128 with a
 warning. Instead of a mask, --mask-ratio R draws random rectangular holes covering R of the image.
+Warnings, not errors: a mask that is 75 % hole or more (inverted polarity?), an image upscaled 4x or
+more, or one whose centre crop keeps a third of its long side or less. The files and --out are
+checked before the model loads; a truncated image file is an error.
 
 Writes to --out: masked_input.png (holes black, as the original's masked_input/), sample_<k>.png
 (the raw decoder output, as the original; --paste-known pastes the known pixels back), and
@@ -42,18 +45,75 @@ from pathlib import Path
 import numpy as np
 
 
-def _prepare_inputs(args, size: int):
-    from fdm_jax.image_io import (check_mask, fit_mask, random_mask, read_image, read_mask,
-                                  resize_and_center_crop)
+def _read_inputs(args):
+    """The image and mask files (or the --mask-ratio mask), read and checked before any model loads.
+    Returns (image uint8 (H, W, 3), mask (h, w) 1 = known, or None for --mask-ratio)."""
+    from fdm_jax.image_io import read_image, read_mask
 
     raw = read_image(args.image)
+    mask = read_mask(args.mask, args.mask_polarity) if args.mask else None
+    if mask is not None:
+        _warn_suspicious_mask(mask, str(args.mask))
+    return raw, mask
+
+
+def _prepare_inputs(args, size: int, raw=None, raw_mask=None):
+    from fdm_jax.image_io import check_mask, fit_mask, random_mask, resize_and_center_crop
+
+    if raw is None:
+        raw, raw_mask = _read_inputs(args)
+    _warn_scale(raw.shape[:2], size, str(args.image))
     image, geometry = resize_and_center_crop(raw, size)
-    if args.mask:
-        mask = fit_mask(read_mask(args.mask, args.mask_polarity), raw.shape[:2], geometry, size, str(args.mask))
+    if raw_mask is not None:
+        mask = fit_mask(raw_mask, raw.shape[:2], geometry, size, str(args.mask))
     else:
         mask = random_mask(size, args.mask_ratio, args.seed)
     check_mask(mask, str(args.mask or "--mask-ratio mask"))
     return image.astype(np.float32), mask.astype(np.float32)
+
+
+# Thresholds of the warnings for inputs that are valid but probably not what was meant.
+MOSTLY_HOLE = 0.75  # the paper's masks are up to 60 % hole; far more usually means inverted polarity
+MAX_UPSCALE = 4.0  # upscaled this much or more: the model sees mostly interpolation
+MIN_KEPT = 1 / 3  # the centre crop keeps this share of the long side or less
+
+
+def _warn_suspicious_mask(known: np.ndarray, path: str) -> None:
+    import warnings
+
+    hole = float(np.mean(known == 0))
+    if hole >= MOSTLY_HOLE:
+        warnings.warn(f"mask {path}: {hole:.0%} of the pixels are holes; if white marks the KNOWN region, "
+                      "use --mask-polarity hole-black", stacklevel=3)
+
+
+def _warn_scale(hw, size: int, path: str) -> None:
+    import warnings
+
+    h, w = hw
+    if size / min(h, w) >= MAX_UPSCALE:
+        warnings.warn(f"image {path}: {w}x{h} is upscaled {size / min(h, w):.1f}x to the model's {size}x{size}; "
+                      "the result will be blurry (give a larger image)", stacklevel=3)
+    if min(h, w) / max(h, w) <= MIN_KEPT:
+        warnings.warn(f"image {path}: {w}x{h} is centre-cropped to a square, keeping {min(h, w) / max(h, w):.0%} "
+                      "of its long side; crop it to the region you want first", stacklevel=3)
+
+
+def _check_out(out) -> None:
+    """--out must be a directory or creatable as one; checked before any work, since the files are
+    written only after sampling."""
+    import os
+
+    from fdm_jax.image_io import InputError
+
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise InputError(f"--out {p}: exists and is not a directory; expected an output directory")
+    parent = next((a for a in p.absolute().parents if a.exists()), None)
+    if not p.exists() and parent is not None and (not parent.is_dir() or not os.access(parent, os.W_OK)):
+        raise InputError(f"--out {p}: cannot create it in {parent}; expected a writable location")
+    if p.is_dir() and not os.access(p, os.W_OK):
+        raise InputError(f"--out {p}: not writable; expected a writable output directory")
 
 
 def run(args) -> Path:
@@ -64,8 +124,9 @@ def run(args) -> Path:
     from fdm_jax.model_loading import load_put_fdm
     from fdm_jax.sampling import composite, inpaint_samples
 
+    raw, raw_mask = _read_inputs(args)
     config, models, variables = load_put_fdm(args.checkpoint, args.config)
-    image, mask = _prepare_inputs(args, config.image_size)
+    image, mask = _prepare_inputs(args, config.image_size, raw, raw_mask)
     img, msk = jnp.asarray(image)[None], jnp.asarray(mask)[None, ..., None]
     total = int(np.asarray(models["codec"].apply(variables["codec"], msk, method=models["codec"].token_type) != 1).sum())
 
@@ -121,6 +182,7 @@ def run_generator(args) -> Path:
     h, w = image.shape[:2]
     if args.mask:
         known = read_mask(args.mask, args.mask_polarity)
+        _warn_suspicious_mask(known, str(args.mask))
     else:
         known = random_mask(max(h, w), args.mask_ratio, args.seed)[:h, :w]
     check_mask(known, str(args.mask or "--mask-ratio mask"))
@@ -176,6 +238,7 @@ def main(argv=None) -> int:
     from fdm_jax.image_io import InputError
 
     try:
+        _check_out(args.out)
         out = run(args) if args.model == "put_fdm" else run_generator(args)
     except (InputError, ConversionError, PthFormatError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -355,15 +355,19 @@ def refine_scale(fr: FrontRear, variables, image_p, hole_p, prev, *, n_iters: in
 # ----------------------------------------------------------------------------------- driver
 
 def _check_inputs(image, mask):
+    from fdm_jax.input_checks import InputError, check_image_mask
+
     image, mask = jnp.asarray(image), jnp.asarray(mask)
     if image.ndim != 4 or image.shape[0] != 1 or image.shape[-1] != 3:
-        raise ValueError(f"refine: image must be (1, H, W, 3) RGB in [0, 1] (the refiner works on one "
+        raise InputError(f"refine: image must be (1, H, W, 3) RGB in [0, 1] (the refiner works on one "
                          f"image at a time), got shape {image.shape}")
     if mask.shape != image.shape[:3] + (1,):
-        raise ValueError(f"refine: mask must be {image.shape[:3] + (1,)} with 1 = known, got {mask.shape}")
+        raise InputError(f"refine: mask must be {image.shape[:3] + (1,)} with 1 = known, got {mask.shape}")
     if not jnp.issubdtype(image.dtype, jnp.floating) or not jnp.issubdtype(mask.dtype, jnp.floating):
-        raise ValueError(f"refine: image and mask must be float arrays, got {image.dtype} and {mask.dtype}")
-    return image.astype(jnp.float32), mask.astype(jnp.float32)
+        raise InputError(f"refine: image and mask must be float arrays, got {image.dtype} and {mask.dtype}")
+    # NaN at a hole would pass the composite as NaN x 0 = NaN; no range check on the image: callers
+    # feed [0, 1] (LaMa) or other normalisations through FrontRear.
+    return check_image_mask(image, mask, where="refine", batch=1, value_range=(-np.inf, np.inf))
 
 
 def refine(fr: FrontRear | Any, variables, image: jax.Array, mask: jax.Array,

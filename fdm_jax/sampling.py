@@ -205,7 +205,14 @@ def inpaint_samples(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, fdm, f
                     use_fdm: bool = True, on_step=None) -> dict:
     """`num_samples` pluralistic results of every image as one program (vmap over per-sample keys).
     Every output gains a leading sample axis (N, B, ...). Sample s of image i depends only on image i's
-    key (see `_split_keys`), so it is batch-independent like `inpaint`."""
+    key (see `_split_keys`), so it is batch-independent like `inpaint`. Bad input (shapes, dtypes, NaN or
+    out-of-range values, a size the sampler cannot take) is an `InputError` raised before any model runs."""
+    from fdm_jax.input_checks import InputError, check_image_mask
+
+    if int(num_samples) < 1:
+        raise InputError(f"inpaint_samples: num_samples must be at least 1, got {num_samples}")
+    image, mask = check_image_mask(image, mask, where="inpaint_samples", patch_size=codec.patch_size,
+                                   seq_len=getattr(sampler, "seq_len", None))
     keys = _split_keys(key, num_samples, image.shape[0])
     fn = functools.partial(inpaint, codec, codec_vars, sampler, sampler_vars, fdm, fdm_vars, image, mask,
                            top_k=top_k, temperature=temperature, use_fdm=use_fdm, on_step=on_step)

@@ -234,9 +234,26 @@ class ProvidedMasks:
                 m = np.array(im).astype(np.uint8)
         except (OSError, ValueError, SyntaxError) as e:
             raise ValueError(f"provided mask {path}: not a readable image ({e})") from None
+        _check_binary(m, path)
         m = m.astype(np.float32)[:, :, 0]  # nearest resizing acts per channel, so channel 0 first is equal
         m = cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST)
         return (1 - m / 255.0).astype(np.float32)
+
+
+MAX_GREY_SHARE = 0.05  # binary masks saved with antialiased edges stay well below this
+
+
+def _check_binary(m: np.ndarray, path) -> None:
+    """A photo in the mask folder would otherwise be read as a soft mask (1 - grey/255) without a word:
+    masks must be black and white (every channel equal, almost every pixel 0 or 255)."""
+    c = m.astype(np.int16)
+    if np.abs(c[..., 1:] - c[..., :1]).max(initial=0) > 8:
+        raise ValueError(f"provided mask {path}: a colour image, not a mask; expected a black-and-white PNG "
+                         "(255 = hole)")
+    grey = float(np.mean((m[..., 0] > 8) & (m[..., 0] < 247)))
+    if grey > MAX_GREY_SHARE:
+        raise ValueError(f"provided mask {path}: {grey:.0%} of the pixels are grey, not a binary mask; expected "
+                         "a black-and-white PNG (255 = hole)")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,12 +6,18 @@ A checkpoint at step s holds three items:
   * `data`   - the training iterator's position (JSON), so a resumed run sees the same batches;
   * `config` - the run's config (JSON), so inference and later phases can rebuild the models.
 Orbax writes each checkpoint into a temporary directory and renames it when complete, so a run
-killed mid-save leaves the previous checkpoint intact and the partial one is ignored.
+killed mid-save leaves the previous checkpoint intact and the partial one is ignored. `save` returns
+only once the checkpoint is committed: with orbax's asynchronous saves training ran on while a save
+was in flight, so a kill then lost the steps since the previous checkpoint plus those trained during
+the save (more than one interval); now a kill loses at most one checkpoint interval. A checkpoint that
+does not restore (truncated file, bad metadata) is skipped for the newest one that does, and renamed
+`<step>.corrupt` (never deleted) so the step can be saved again.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import jax
@@ -34,10 +40,22 @@ class Checkpointer:
         return self.manager.latest_step()
 
     def save(self, step: int, state, data_state: dict, config_json: str) -> None:
-        self.manager.save(int(step), args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
-            data=ocp.args.JsonSave(data_state),
-            config=ocp.args.JsonSave(json.loads(config_json))))
+        """Saves and waits until the checkpoint is committed (see the module doc); a failed write (disk
+        full, ...) is a CheckpointError naming the step, the previous checkpoints untouched."""
+        try:
+            self.manager.save(int(step), args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state),
+                data=ocp.args.JsonSave(data_state),
+                config=ocp.args.JsonSave(json.loads(config_json))))
+            self.manager.wait_until_finished()
+        except OSError as e:
+            raise CheckpointError(f"checkpoint {self.directory}/{step}: save failed ({type(e).__name__}: {e}); "
+                                  f"the newest good checkpoint is {self._committed_steps()[-1:] or 'none'} "
+                                  "(kept)") from e
+
+    def _committed_steps(self) -> list[int]:
+        return sorted(int(p.name) for p in self.directory.iterdir() if p.name.isdigit()) \
+            if self.directory.is_dir() else []
 
     def restore(self, abstract_state, step: int | None = None):
         """(state, data_state, config dict) of `step` (default: the latest). `abstract_state` is a
@@ -53,7 +71,32 @@ class Checkpointer:
         except (ValueError, KeyError, TypeError) as e:
             raise CheckpointError(f"checkpoint {self.directory}/{step} does not match this config's train "
                                   f"state ({type(e).__name__}: {str(e)[:500]})") from e
+        except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many kinds on damaged files
+            raise CheckpointError(f"checkpoint {self.directory}/{step} cannot be read "
+                                  f"({type(e).__name__}: {str(e)[:500]})") from e
         return out["state"], out["data"], out["config"]
+
+    def restore_newest(self, abstract_state, log=print):
+        """(step, state, data_state, config) of the newest checkpoint that restores cleanly, or None when
+        there is none. Newer ones that fail are reported through `log` and renamed `<step>.corrupt`
+        (kept for inspection, out of orbax's way), but only once an older one restored: when none
+        restores the cause is the config, not the files, and nothing is renamed."""
+        failed = []
+        for step in sorted(self.manager.all_steps(), reverse=True):
+            try:
+                state, data, config = self.restore(abstract_state, step)
+            except CheckpointError as e:
+                failed.append((step, e))
+                continue
+            for bad, e in failed:
+                kept = _move_aside(self.directory / str(bad))
+                log(f"skipped: {str(e).splitlines()[0][:300]}; kept as {kept.name}; resuming from step {step}")
+            if failed:
+                self.manager.reload()
+            return step, state, data, config
+        if failed:
+            raise failed[0][1]
+        return None
 
     def wait(self) -> None:
         self.manager.wait_until_finished()
@@ -79,12 +122,24 @@ def load_trained_variables(path, step: int | None = None) -> tuple[dict, dict]:
     saved them."""
     directory = find_checkpoint_dir(path)
     manager = ocp.CheckpointManager(directory, item_names=("state", "data", "config"))
-    step = manager.latest_step() if step is None else step
-    if step is None:
+    steps = sorted(manager.all_steps(), reverse=True) if step is None else [step]
+    if not steps:
         raise CheckpointError(f"no checkpoint in {directory}")
-    out = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(),
-                                                        config=ocp.args.JsonRestore()))
+    out, errors = None, []
+    for s in steps:  # the newest that restores; a damaged newer one is reported, not fatal
+        try:
+            out = manager.restore(s, args=ocp.args.Composite(state=ocp.args.StandardRestore(),
+                                                             config=ocp.args.JsonRestore()))
+        except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many kinds on damaged files
+            errors.append(f"{directory}/{s}: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+            continue
+        step = s
+        break
     manager.close()
+    if out is None:
+        raise CheckpointError(f"no checkpoint in {directory} can be read ({'; '.join(errors)})")
+    for e in errors:
+        warnings.warn(f"checkpoint {e}; skipped for step {step}", stacklevel=2)
     state, config = out["state"], out["config"]
     if not isinstance(state, dict) or "params" not in state:
         raise CheckpointError(f"{directory}/{step}: not an fdm_jax train state (no 'params')")
@@ -96,6 +151,15 @@ def load_trained_variables(path, step: int | None = None) -> tuple[dict, dict]:
             raise CheckpointError(f"{directory}/{step}: codec parameters without a 'codebook'")
         variables["codec"]["codebook"] = jax.tree_util.tree_map(jnp.asarray, state["codebook"])
     return variables, config
+
+
+def _move_aside(path: Path) -> Path:
+    target = path.with_name(path.name + ".corrupt")
+    n = 1
+    while target.exists():
+        target, n = path.with_name(f"{path.name}.corrupt{n}"), n + 1
+    path.rename(target)
+    return target
 
 
 PHASE_ORDER = ("codec", "sampler", "fdm", "fdm_tuning")

@@ -6,6 +6,9 @@
 Per phase, in `<workdir>`: `checkpoints/<step>/` (orbax), `metrics.jsonl`, `tensorboard/`,
 `samples/step_<n>.png`. Running the same command again resumes from the latest checkpoint (the
 data iterator included), so an interrupted run ends with the parameters an uninterrupted one has.
+Faults: a kill loses at most one checkpoint interval; a damaged newest checkpoint is skipped for the
+newest good one (checkpointing.py); SIGTERM checkpoints the step reached and raises
+TrainingInterrupted (train.py exits 0); a non-finite loss stops the run before that state is saved.
 """
 
 from __future__ import annotations
@@ -26,6 +29,44 @@ from fdm_jax.train.phases import example_fn, make_phase
 
 class TrainingError(RuntimeError):
     pass
+
+
+class TrainingInterrupted(Exception):
+    """SIGTERM (preemption, `kill`): the state at the current step was checkpointed; train.py exits 0."""
+
+
+class _StopOnSigterm:
+    """Turns SIGTERM into a flag the loop checks after each step, so the run checkpoints the step it
+    reached and stops cleanly (what orbax's preemption handling does on multi-host TPU jobs). Only
+    installable from the main thread; elsewhere SIGTERM keeps its default action."""
+
+    def __init__(self):
+        import signal
+        import threading
+
+        self.requested = False
+        self._old = None
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+    def restore(self):
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+            self._old = None
+
+
+def _check_finite(metrics, name: str, done: int, ckpt) -> None:
+    m = jax.device_get(metrics)
+    bad = [k for k, v in m.items() if not np.all(np.isfinite(v))]
+    if bad:
+        last = ckpt.latest_step()
+        raise TrainingError(f"[{name}] step {done}: non-finite {bad}; not checkpointed, the run stops; last good "
+                            f"checkpoint: {'none' if last is None else last} in {ckpt.directory}")
 
 
 def data_mesh(devices=None) -> jax.sharding.Mesh:
@@ -124,11 +165,11 @@ def train_phase(config, workdir, *, run_root=None, devices=None, progress: bool 
     abstract = phase.abstract_state(key)
     state_sharding = jax.tree_util.tree_map(lambda _: replicated, abstract)
     ckpt = Checkpointer(workdir / "checkpoints", max_to_keep=int(run.keep_checkpoints))
-    start = ckpt.latest_step()
-    if start is not None:
-        target = jax.tree_util.tree_map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                                        abstract, state_sharding)
-        state, data_state, _ = ckpt.restore(target, start)
+    target = jax.tree_util.tree_map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                                    abstract, state_sharding)
+    restored = ckpt.restore_newest(target, log=lambda msg: print(f"[{name}] {msg}", flush=True))
+    if restored is not None:
+        start, state, data_state, _ = restored
         iterator.set_state(data_state)
         print(f"[{name}] resumed from {ckpt.directory}/{start}")
     else:
@@ -140,12 +181,13 @@ def train_phase(config, workdir, *, run_root=None, devices=None, progress: bool 
     step_fn = jax.jit(phase.train_step, in_shardings=(state_sharding, batch_sharding),
                       out_shardings=(state_sharding, replicated), donate_argnums=(0,))
     preview_fn = jax.jit(phase.preview)
-    log = MetricsLog(workdir, tensorboard=bool(run.tensorboard))
+    log = MetricsLog(workdir, tensorboard=bool(run.tensorboard), resume_step=start)
     config_json = config.to_json_best_effort()
     bar = tqdm(total=total, initial=start, desc=f"train {name}", unit="step", disable=not progress,
                dynamic_ncols=True)
     fixed_preview = None
     t_last, n_last = time.perf_counter(), start
+    stop = _StopOnSigterm()
     try:
         for step in range(start, total):
             batch = shard_batch(next(iterator), mesh)
@@ -164,13 +206,19 @@ def train_phase(config, workdir, *, run_root=None, devices=None, progress: bool 
                     raise TrainingError(f"[{name}] step {done}: non-finite {bad}; last good checkpoint: "
                                         f"{ckpt.latest_step()} in {ckpt.directory}")
                 bar.set_postfix(loss=f"{row['loss']:.4g}", img_s=f"{m['images_per_s']:.1f}")
-            if done % int(run.checkpoint_every) == 0 or done == total:
+            save_now = done % int(run.checkpoint_every) == 0 or done == total or stop.requested
+            if save_now:
+                _check_finite(metrics, name, done, ckpt)  # a non-finite state never becomes a checkpoint
                 ckpt.save(done, state, iterator.get_state(), config_json)
+            if stop.requested:
+                raise TrainingInterrupted(f"[{name}] SIGTERM at step {done}: checkpoint {ckpt.directory}/{done} "
+                                          "saved, training stopped")
             if int(run.sample_every) > 0 and (done % int(run.sample_every) == 0 or done == total):
                 write_grid(workdir / "samples" / f"step_{done:07d}.png",
                            jax.device_get(preview_fn(state, fixed_preview)))
             bar.update(1)
     finally:
+        stop.restore()
         bar.close()
         ckpt.wait()
         ckpt.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -13,17 +14,30 @@ import numpy as np
 
 class MetricsLog:
     """`metrics.jsonl`: one JSON object per logged step ({"step", "time", name: float, ...});
-    TensorBoard scalars under `tensorboard/`. Appends, so a resumed run continues the same files."""
+    TensorBoard scalars under `tensorboard/`. Rows are keyed by step: a resumed run continues the same
+    files, and the rows of the steps after its checkpoint (`resume_step`), which it is about to replay,
+    are dropped first, so a replayed step replaces its row instead of adding a second one."""
 
-    def __init__(self, workdir, *, tensorboard: bool = True):
+    def __init__(self, workdir, *, tensorboard: bool = True, resume_step: int | None = None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.path = self.workdir / "metrics.jsonl"
+        self._steps: set[int] = set()
+        if self.path.exists():
+            keep = [r for r in read_metrics(self.path) if resume_step is not None and r["step"] <= resume_step]
+            self._rewrite(keep)
         self._file = open(self.path, "a", buffering=1)
         self._tb = None
         if tensorboard:
             from tensorboardX import SummaryWriter
-            self._tb = SummaryWriter(str(self.workdir / "tensorboard"))
+            # purge_step: TensorBoard hides the events of the replayed steps from the earlier attempt.
+            self._tb = SummaryWriter(str(self.workdir / "tensorboard"), purge_step=int(resume_step or 0) + 1)
+
+    def _rewrite(self, rows: list[dict]) -> None:
+        tmp = self.path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        os.replace(tmp, self.path)
+        self._steps = {int(r["step"]) for r in rows}
 
     def write(self, step: int, metrics: dict) -> dict:
         row = {"step": int(step), "time": time.time()}
@@ -32,7 +46,13 @@ class MetricsLog:
             row[k] = v if math.isfinite(v) else str(v)
             if self._tb is not None:
                 self._tb.add_scalar(k, v, int(step))
-        self._file.write(json.dumps(row) + "\n")
+        if row["step"] in self._steps:  # the same step again: replace its row
+            self._file.close()
+            self._rewrite([r for r in read_metrics(self.path) if r["step"] != row["step"]] + [row])
+            self._file = open(self.path, "a", buffering=1)
+        else:
+            self._file.write(json.dumps(row) + "\n")
+            self._steps.add(row["step"])
         return row
 
     def close(self):
@@ -42,8 +62,19 @@ class MetricsLog:
 
 
 def read_metrics(path) -> list[dict]:
+    """The rows of a metrics.jsonl in step order, one per step (the last written wins; a torn last line
+    from a killed run is ignored)."""
+    rows: dict[int, dict] = {}
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            rows[int(r["step"])] = r
+    return [rows[k] for k in sorted(rows)]
 
 
 def write_grid(path, columns: dict, max_rows: int = 8, title: str | None = None) -> Path:
