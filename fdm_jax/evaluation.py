@@ -615,6 +615,7 @@ def evaluate(model: InpaintingModel, source, masks, buckets: Sequence[Bucket], *
     _write_json(out / "results.json", results)
     (out / "table.md").write_text(render_table(results))
     _write_grid(out, buckets, assignment, names, num_samples, min(grid_images, n))
+    _write_plots(out, results)
     return results
 
 
@@ -690,10 +691,16 @@ def _default_fid_features(batch_size: int) -> Callable[[np.ndarray], np.ndarray]
     return InceptionFeatures("pytorch_fid", batch_size=max(1, min(batch_size, 16)))
 
 
-def _features(paths: list[Path], fn, batch_size: int) -> np.ndarray:
+def _features(paths: list[Path], fn, batch_size: int, desc: str = "FID features", progress: bool = True) -> np.ndarray:
+    import sys
+
+    from tqdm import tqdm
+
     feats = []
-    for s in range(0, len(paths), batch_size):
-        feats.append(np.asarray(fn(np.stack([_read_png(p) for p in paths[s:s + batch_size]])), np.float64))
+    with tqdm(total=len(paths), desc=desc, unit="img", file=sys.stderr, disable=not progress) as bar:
+        for s in range(0, len(paths), batch_size):
+            feats.append(np.asarray(fn(np.stack([_read_png(p) for p in paths[s:s + batch_size]])), np.float64))
+            bar.update(len(paths[s:s + batch_size]))
     return np.concatenate(feats)
 
 
@@ -719,7 +726,7 @@ def _aggregate(out, model, buckets, records, names, metrics, num_samples, fid_fe
     real = None
     if "fid" in metrics:
         fid_features = fid_features or _default_fid_features(batch_size)
-        real = _features([_gt_path(out, i) for i in range(n)], fid_features, batch_size)
+        real = _features([_gt_path(out, i) for i in range(n)], fid_features, batch_size, "FID features (real)")
     for b in buckets:
         recs = [records[(b.label, i)] for i in range(n)]
         ratios = np.array([r["hole_ratio"] for r in recs])
@@ -738,7 +745,8 @@ def _aggregate(out, model, buckets, records, names, metrics, num_samples, fid_fe
                 entry["metrics"][m] = float(div.mean())
                 entry["std"][m] = float(div.std(ddof=1)) if n > 1 else math.nan
         if "fid" in metrics:
-            fake = _features([_sample_path(out, b.label, i, 0) for i in range(n)], fid_features, batch_size)
+            fake = _features([_sample_path(out, b.label, i, 0) for i in range(n)], fid_features, batch_size,
+                             f"FID features ({b.title})")
             value, error = _fid(real, fake)
             entry["metrics"]["fid"] = value
             if error:
@@ -815,18 +823,50 @@ def render_table(results: dict) -> str:
 
 
 def _write_grid(out: Path, buckets, assignment, names, num_samples: int, rows: int) -> None:
-    """grid.png: per bucket, the first `rows` images as [masked input | samples | original]."""
+    """grid.png: per bucket, the first `rows` images as [masked input | samples | original], with the
+    column labels above and "bucket / image" left of each row."""
     import cv2
 
-    blocks = []
+    from fdm_jax.visualize import labelled_grid
+
+    cells, row_labels = [], []
     for b in buckets:
         for i in range(rows):
             gt = _read_png(_gt_path(out, i))
             hole = cv2.imread(str(_mask_path(out, b.label, i)), cv2.IMREAD_GRAYSCALE) >= 128
             masked = np.where(hole[..., None], 0, gt).astype(np.uint8)
             samples = [_read_png(_sample_path(out, b.label, i, k)) for k in range(num_samples)]
-            blocks.append(np.concatenate([masked, *samples, gt], axis=1))
-    _write_png(out / "grid.png", np.concatenate(blocks, axis=0))
-    cols = " | ".join(["masked input"] + [f"sample {k}" for k in range(num_samples)] + ["original"])
-    row_desc = "; ".join(f"bucket {b.label}: images {', '.join(names[:rows])}" for b in buckets)
-    (out / "grid.txt").write_text(f"columns: {cols}\nrows: {row_desc}\n")
+            cells.append([masked, *samples, gt])
+            row_labels.append(f"{b.title}: {Path(names[i]).stem}")
+    cols = ["masked input"] + [f"sample {k}" for k in range(num_samples)] + ["original"]
+    _write_png(out / "grid.png", labelled_grid(cells, col_labels=cols, row_labels=row_labels))
+
+
+def _write_plots(out: Path, results: dict) -> list[Path]:
+    """metrics.png: every metric of the table against the hole-ratio bucket (one panel per metric)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(results["buckets"])
+    metrics = [m for m in results["metrics"]
+               if any(results["buckets"][b]["metrics"].get(m) is not None for b in labels)]
+    if not metrics:
+        return []
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), dpi=100, squeeze=False)
+    x = np.arange(len(labels))
+    for ax, m in zip(axes[0], metrics):
+        ys = [results["buckets"][b]["metrics"].get(m) for b in labels]
+        ys = [np.nan if v is None else v for v in ys]
+        ax.plot(x, ys, marker="o", label=results.get("method", "ours"))
+        ax.set_title(_TITLES.get(m, m))
+        ax.set_xticks(x)
+        ax.set_xticklabels([results["buckets"][b]["title"] for b in labels], rotation=30, ha="right")
+        ax.set_xlabel("hole ratio")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = out / "metrics.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return [path]

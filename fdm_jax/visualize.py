@@ -30,6 +30,7 @@ def _text_block(text: str, width: int, height: int, size: int) -> np.ndarray:
     """White (height, width, 3) uint8 with `text` centred in black, shrunk until it fits."""
     from PIL import Image, ImageDraw
 
+    text = text.replace("\u2013", "-").replace("\u2014", "-")  # the built-in font has no dashes
     img = Image.new("RGB", (max(width, 1), max(height, 1)), (BACKGROUND,) * 3)
     draw = ImageDraw.Draw(img)
     for s in range(size, 5, -1):

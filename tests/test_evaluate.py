@@ -181,7 +181,16 @@ def test_resume_does_not_redo_work_and_gives_identical_results(tmp_path, tiny_mo
     assert all(len(r["metrics"]["ssim"]) == 2 and r["diversity"] > 0 for r in recs)
     table = (out / "table.md").read_text()
     assert "| tiny PUT+FDM |" in table and "FID ↓ 20–40 %" in table and "Div. ↑ 40–60 %" in table
-    assert cv2.imread(str(out / "grid.png")).shape == (2 * 4 * 64, 4 * 64, 3)
+    # grid.png: 2 buckets x 4 images, 4 labelled columns (masked input, 2 samples, original); the
+    # cells are the saved PNGs, unchanged.
+    grid = cv2.imread(str(out / "grid.png"))[..., ::-1]
+    assert grid.shape[0] > 2 * 4 * 64 and grid.shape[1] > 4 * 64
+    gt0 = read("gt/00000.png")
+    hits = [(y, x) for y in range(grid.shape[0] - 63) for x in range(grid.shape[1] - 63)
+            if grid[y, x, 0] == gt0[0, 0, 0] and np.array_equal(grid[y:y + 64, x:x + 64], gt0)]
+    assert len(hits) == 2  # the original column of image 0, once per bucket
+    plot = cv2.imread(str(out / "metrics.png"))
+    assert plot is not None and plot.shape[1] >= 3 * 200  # one panel per metric
 
 
 def test_other_settings_in_the_same_folder_is_an_error(tmp_path, tiny_model, masks):
