@@ -59,6 +59,7 @@ def test_resume_continues_exactly_and_across_device_counts(tmp_path):
     assert [r["step"] for r in read_metrics(resumed / "metrics.jsonl")] == [2, 4, 6, 8]
     assert list((straight / "tensorboard").glob("events.out.tfevents.*"))
     assert (straight / "samples" / "step_0000008.png").stat().st_size > 0
+    assert (straight / "loss_curves.png").stat().st_size > 0
 
 
 def _train_cmd(workdir, max_steps):

@@ -22,7 +22,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from fdm_jax.train.checkpointing import PHASE_ORDER, Checkpointer, load_trained_variables
-from fdm_jax.train.metrics_log import MetricsLog, write_grid
+from fdm_jax.train.metrics_log import MetricsLog, plot_metrics, write_grid
 from fdm_jax.train.phases import example_fn, make_phase
 
 
@@ -223,6 +223,7 @@ def train_phase(config, workdir, *, run_root=None, devices=None, progress: bool 
         ckpt.wait()
         ckpt.close()
         log.close()
+    plot_metrics(log.path, workdir / "loss_curves.png")  # beside TensorBoard, for a quick look
     return state
 
 
