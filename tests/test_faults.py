@@ -340,6 +340,12 @@ def test_row2_corrupt_latest_checkpoint_falls_back_to_the_previous_one(base_run,
     assert _committed(run) == [2, 4, 6]
     assert [r["step"] for r in read_metrics(run / "metrics.jsonl")] == [2, 4, 6]
 
+    # Bad metadata: the newest checkpoint's tree metadata is not JSON any more.
+    (run / "checkpoints/6/state/_METADATA").write_text("{ not json")
+    with pytest.warns(UserWarning, match=r"checkpoints/6: .*skipped for step 4"):
+        variables, _ = load_trained_variables(run)
+    assert len(jax.tree_util.tree_leaves(variables)) == len(jax.tree_util.tree_leaves(step2))
+
 
 def test_row7_replayed_steps_replace_their_metrics_rows(base_run, tmp_path):
     from fdm_jax.train import train_phase
