@@ -387,7 +387,7 @@ def functional_tour():
                 losses.append(float(loss_and_grad(zs)[0]))
 
             fig, axes = plt.subplots(1, 4, figsize=(14, 3.2))
-            axes[0].imshow(np.asarray(img[0] * kn[0])); axes[0].set_title("masked input")
+            axes[0].imshow(np.where(np.asarray(kn[0]) > 0, np.asarray(img[0]), 1.0)); axes[0].set_title("masked input")
             for ax, gm, name in zip(axes[1:3], grad_maps, ("local", "global")):
                 im = ax.imshow(gm, cmap="viridis"); ax.set_title(f"|dloss/dz_{name}| per position")
                 fig.colorbar(im, ax=ax, fraction=0.046)
@@ -416,7 +416,7 @@ def high_resolution():
         SETUP,
         code('''
             # Parameters (CI overrides this cell with the tiny model and few steps).
-            CHECKPOINT = "big-lama/models/best.ckpt"  # Big-LaMa's best.ckpt (big-lama.zip); missing: random weights
+            CHECKPOINT = "big-lama/models/best.ckpt"  # Big-LaMa's best.ckpt (big-lama.zip); missing: random tiny model
             CONFIG = "configs/big_lama.py"
             PHOTO = "img_001.jpg"       # in DATA_DIR/images/sun_hays80 (Colab: upload one); or a path
             MASK = None                 # None: the photo's mask in sun_hays80 if any, else a pconv_test mask
@@ -440,8 +440,8 @@ def high_resolution():
 
             ckpt = repo_path(CHECKPOINT) if CHECKPOINT != "random" else "random"
             if ckpt != "random" and not Path(ckpt).exists():
-                print(f"{ckpt} not found: random weights (results are noise; download big-lama.zip for real ones)")
-                ckpt = "random"
+                print(f"{ckpt} not found (big-lama.zip holds it): random weights of configs/big_lama.py:tiny, results are noise")
+                ckpt, CONFIG = "random", "configs/big_lama.py:tiny"
             lama = fdm_jax.load(ckpt, config=repo_path(CONFIG))
 
             folder = DATA_DIR / "images" / "sun_hays80"
