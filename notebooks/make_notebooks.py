@@ -198,6 +198,7 @@ def functional_tour():
             LAMA_CONFIG = "configs/big_lama.py"
             LAMA_SIZE = 256           # the gradient section's image size (a multiple of 8)
             NUM_IMAGES = 5            # images encoded for the codebook histogram
+            STEPS = 5                 # sampler steps run by hand
             NUM_SAMPLES = 8           # samples drawn by jax.vmap over keys
             ADAM_STEPS = 10           # feature-refinement steps at the end
             TOP_K = None              # None: the config's top-K
@@ -278,31 +279,46 @@ def functional_tour():
         md('''
             ## The sampler, one step, then the whole loop
 
-            One step of the original's loop: the transformer's logits over the current sequence,
-            `select_position` (the most confident unknown patch) and `top_k_filter`. `sample_tokens` runs
-            the whole loop as one `lax.while_loop` and records `fill_positions`, the patch filled at each
-            step.
+            The original's loop by hand for a few steps: the transformer's logits over the current
+            sequence, `select_position` (the most confident unknown patch), `top_k_filter`, a draw, and
+            the drawn code's embedding written into the sequence. `sample_tokens` runs the whole loop as one
+            `lax.while_loop` and records `fill_positions`, the patch filled at each step: with the same
+            keys its first steps are the ones above.
         '''),
         code('''
             i0 = 0  # the image followed below
             g = codec.apply(cv, x[i0:i0 + 1], known[i0:i0 + 1], method=PatchVQVAE.get_features)
             b, h, w, c = g["feature"].shape
             is_known = (g["token_type"] == 1).reshape(1, h * w)
-            logits = sampler.apply(sv, g["feature"].reshape(1, h * w, c))          # (1, L, K)
-            first = int(sampling.select_position(logits, is_known)[0])
-            filtered = sampling.top_k_filter(logits[:, first], top_k)
-            confidence = np.where(is_known, np.nan, np.asarray(logits.max(-1))).reshape(h, w)
-            print(f"step 0 fills patch {first} (row {first // w}, col {first % w}); "
-                  f"{int(jnp.isfinite(filtered).sum())} tokens left after top-{top_k}")
+            temperature = float(model.config.sampling.get("temperature", 1.0))
 
-            run = jax.jit(lambda cv, sv, x, m, k: sampling.sample_tokens(codec, cv, sampler, sv, x, m, k, top_k=top_k))
+            # the first STEPS steps by hand, with the keys sample_tokens uses (image key, then fold_in(step))
+            image_key = sampling.image_keys(jax.random.key(SEED), 1)[0]
+            logits_fn = jax.jit(lambda seq: sampler.apply(sv, seq))
+            seq, known_now, by_hand = g["feature"].reshape(1, h * w, c), is_known, []
+            for n in range(min(STEPS, int((~is_known).sum()))):
+                logits = logits_fn(seq)                                          # (1, L, K)
+                p = int(sampling.select_position(logits, known_now)[0])          # most confident unknown patch
+                if n == 0:
+                    confidence = np.where(is_known, np.nan, np.asarray(logits.max(-1))).reshape(h, w)
+                z = sampling.top_k_filter(logits[0, p], top_k) / temperature
+                t = int(jax.random.categorical(jax.random.fold_in(image_key, n), z))
+                seq = seq.at[0, p].set(codec.apply(cv, jnp.array([t]), method=PatchVQVAE.embed)[0])
+                known_now = known_now.at[0, p].set(True)
+                by_hand.append((p, t))
+            print("by hand (patch, token):", by_hand)
+
+            # the whole loop: one lax.while_loop
+            run = jax.jit(lambda cv, sv, x, m, k: sampling.sample_tokens(codec, cv, sampler, sv, x, m, k,
+                                                                         top_k=top_k, temperature=temperature))
             out = run(cv, sv, x[i0:i0 + 1], known[i0:i0 + 1], jax.random.key(SEED))
             positions = np.asarray(out["fill_positions"][0])
             n_filled = int(out["num_filled"][0])
+            loop_steps = list(zip(positions[:len(by_hand)].tolist(), np.asarray(out["fill_tokens"][0, :len(by_hand)]).tolist()))
+            print("sample_tokens' first steps:", loop_steps, "| same:", loop_steps == by_hand)
             fill_step = np.full(h * w, np.nan)
             fill_step[positions[:n_filled]] = np.arange(n_filled)
             fill_step = fill_step.reshape(h, w)
-            assert positions[0] == first  # the loop's first step is the step above
             decoded = codec.apply(cv, out["generated_feature"], x[i0:i0 + 1], known[i0:i0 + 1],
                                   method=PatchVQVAE.decode_with_feature)
             print(f"{n_filled} patches filled in {int(out['num_iterations'])} iterations")
@@ -332,8 +348,8 @@ def functional_tour():
             keys = jax.random.split(jax.random.key(SEED), NUM_SAMPLES)
             diverse = np.asarray(jax.jit(jax.vmap(one_sample))(keys))              # (N, S, S, 3)
             std_map = diverse.std(axis=0).mean(axis=-1)                             # (S, S)
-            print("samples", diverse.shape, "| mean std in the hole", round(float(std_map[holes[i0]].mean()), 2),
-                  "| outside", round(float(std_map[~holes[i0]].mean()), 2))
+            print(f"samples {diverse.shape} | mean std in the hole {std_map[holes[i0]].mean():.3g}, "
+                  f"outside {std_map[~holes[i0]].mean():.3g}")
 
             shown = min(NUM_SAMPLES, 4)
             fig, axes = plt.subplots(1, shown + 1, figsize=(2.8 * (shown + 1), 3))

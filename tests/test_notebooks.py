@@ -42,7 +42,7 @@ def params(name: str) -> str:
         lama = str(require(fixtures_dir() / "lama" / "ffc_generator_small.pth"))
         return (f"CHECKPOINT = {put_fdm_files()!r}\nCONFIG = 'configs/paris.py:tiny'\n"
                 f"LAMA_CHECKPOINT = {lama!r}\nLAMA_CONFIG = 'configs/big_lama.py:tiny'\nLAMA_SIZE = 64\n"
-                "NUM_IMAGES = 3\nNUM_SAMPLES = 3\nADAM_STEPS = 2\nTOP_K = 8\nSEED = 0\n" + common())
+                "NUM_IMAGES = 3\nSTEPS = 3\nNUM_SAMPLES = 3\nADAM_STEPS = 2\nTOP_K = 8\nSEED = 0\n" + common())
     lama = str(require(fixtures_dir() / "lama" / "ffc_generator_small.pth"))
     return (f"CHECKPOINT = {lama!r}\nCONFIG = 'configs/big_lama.py:tiny'\nPHOTO = 'img_001.jpg'\nMASK = None\n"
             "PCONV_MASK = '04000.png'\nMAX_SIDE = 128\nN_ITERS = 2\nMIN_SIDE = 64\nCROP = 48\n" + common())
@@ -59,7 +59,7 @@ CHECKS = {
     }""",
     "functional_tour": """{
         "tokens": list(tokens.shape), "counts_total": int(counts.sum()), "grid": [h, w],
-        "n_filled": n_filled, "n_unknown": int((~np.asarray(is_known)).sum()),
+        "by_hand": by_hand, "loop_steps": loop_steps, "n_filled": n_filled, "n_unknown": int((~np.asarray(is_known)).sum()),
         "fill_step_nan": int(np.isnan(fill_step).sum()), "fill_step_max": float(np.nanmax(fill_step)),
         "diverse": list(diverse.shape), "std_hole": float(std_map[holes[i0]].mean()),
         "std_known": float(std_map[~holes[i0]].max()),
@@ -130,6 +130,7 @@ def test_functional_tour_runs_from_repo_root():
     assert r["tokens"] == [3, 8, 8] and r["counts_total"] == 3 * 64 and r["grid"] == [8, 8]
     assert 0 < r["n_filled"] == r["n_unknown"] == 64 - r["fill_step_nan"]
     assert r["fill_step_max"] == r["n_filled"] - 1
+    assert len(r["by_hand"]) == 3 and r["by_hand"] == r["loop_steps"]  # the hand-run steps are the loop's
     assert r["diverse"] == [3, 64, 64, 3]
     assert r["std_hole"] > 0 and r["std_known"] == 0  # samples differ only in the hole
     assert r["z"] == r["grad"] and r["z"][0][:3] == [1, 8, 8]
