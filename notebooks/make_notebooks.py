@@ -363,9 +363,10 @@ def functional_tour():
             ## `jax.grad` of the refinement loss with respect to the featuremap
 
             Multiscale refinement (`fdm_jax.refine`) splits the LaMa generator at its bottleneck:
-            `z = front(image, mask)`, `output = rear(z)`, and optimises `z` so that the output matches the
-            known pixels: `loss(z) = mean |rear(z) - image|` over known pixels (the first term of the
-            refiner's loss). Its gradient is an ordinary `jax.grad`; here it is shown per position of the
+            `z = front(image, mask)`, `output = rear(z)`, and optimises `z` at each finer pyramid level with
+            the pure `refinement_loss(fr, variables, z, targets)`: mean |rear(z) - image| over known pixels
+            plus mean |pyrdown(rear(z)) - lower-level result| over the eroded hole. `prepare_scale` builds
+            `z` and the targets; the gradient is an ordinary `jax.grad`, shown here per position of the
             local and global (Fourier) branches, then a few Adam steps lower the loss.
         '''),
         code('''
@@ -384,11 +385,16 @@ def functional_tour():
             kn = jnp.asarray(cv2.resize(np.asarray(known[i0, ..., 0]), (LAMA_SIZE, LAMA_SIZE),
                                         interpolation=cv2.INTER_NEAREST))[None, ..., None]
 
-            def loss(z):
-                err = jnp.abs(fr.rear(lv, z) - img) * kn
-                return err.sum() / (3.0 * kn.sum())
+            from fdm_jax.refine import RefineConfig, prepare_scale, refine, refinement_loss
 
-            z = fr.front(lv, img, kn)                                 # (z_local, z_global)
+            # The lower pyramid level's result, as the refiner computes it (a 2-level pyramid).
+            _, rec = refine(fr, lv, img, kn, RefineConfig(n_iters=2, min_side=LAMA_SIZE // 2), record=True)
+            z, targets = prepare_scale(fr, lv, rec["pyramid_image"][-1], 1.0 - kn, rec["scale"][-2],
+                                       orig_hw=(LAMA_SIZE, LAMA_SIZE))  # z = (z_local, z_global)
+
+            def loss(z):
+                return refinement_loss(fr, lv, z, targets)[0]
+
             loss_and_grad = jax.jit(jax.value_and_grad(loss))
             loss0, grad = loss_and_grad(z)
             grad_maps = [np.asarray(jnp.abs(gz[0]).sum(-1)) for gz in grad]
