@@ -52,6 +52,7 @@ from fdm_jax.models.patch_masks import UNMASKED, masked_patch_index
 
 __all__ = [
     "SamplingState", "composite", "image_keys", "inpaint", "inpaint_samples", "iteration_table",
+    "jit_inpaint_samples",
     "select_position", "select_positions", "sample_tokens", "top_k_filter",
 ]
 
@@ -285,6 +286,22 @@ def inpaint_samples(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, fdm, f
                            top_k=top_k, num_token_per_iter=num_token_per_iter, temperature=temperature,
                            use_fdm=use_fdm, on_step=on_step)
     return jax.vmap(fn)(keys)
+
+
+@functools.partial(jax.jit, static_argnames=("codec", "sampler", "fdm", "num_samples", "top_k", "use_fdm",
+                                             "on_step"))
+def jit_inpaint_samples(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, fdm, fdm_vars, image, mask, key,
+                        num_samples: int, *, top_k: int = 50, num_token_per_iter=1, temperature=1.0,
+                        use_fdm: bool = True, on_step=None) -> dict:
+    """`inpaint_samples` compiled once per model definition, shapes and static settings (num_samples,
+    top_k, use_fdm, on_step): the variables, images, masks, keys, num_token_per_iter and temperature
+    are arguments, so new images, keys or weights of the same shapes reuse the program, and XLA never
+    sees the weights as constants. on_step must be the same function object across calls (a
+    module-level function) for the program to be reused."""
+    return inpaint_samples(codec, codec_vars, sampler, sampler_vars, fdm if use_fdm else None,
+                           fdm_vars if use_fdm else None, image, mask, key, num_samples, top_k=top_k,
+                           num_token_per_iter=num_token_per_iter, temperature=temperature, use_fdm=use_fdm,
+                           on_step=on_step)
 
 
 def composite(output: jax.Array, image: jax.Array, mask: jax.Array) -> jax.Array:

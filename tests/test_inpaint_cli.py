@@ -110,3 +110,46 @@ def test_end_to_end_with_an_fdm_jax_training_run(tmp_path):
     assert rc == 0
     samples = [cv2.imread(str(tmp_path / "out" / f"sample_{k}.png")) for k in range(2)]
     assert all(s.shape == (64, 64, 3) for s in samples)  # the run's (tiny) model size, not paris' 256
+
+
+# -- sampling settings from the run's config, one compiled program --------------------------------
+
+def _spy(monkeypatch):
+    """Record the sampling settings `inpaint` passes to the compiled sampler; return grey samples
+    instead of compiling one program per top_k."""
+    import fdm_jax.sampling as sampling
+
+    calls = []
+
+    def spy(codec, cv, sampler, sv, fdm, fv, image, mask, key, num_samples, **kwargs):
+        calls.append(kwargs)
+        return {"inpainted_image": np.full((num_samples, *image.shape), 128.0, np.float32)}
+
+    monkeypatch.setattr(sampling, "jit_inpaint_samples", spy)
+    return calls
+
+
+def test_top_k_and_tokens_per_pass_come_from_the_config_unless_given(tmp_path, monkeypatch):
+    calls = _spy(monkeypatch)
+    image, _ = _image()
+    args = ["--checkpoint", "random", "--image", image, "--mask-ratio", "0.3"]
+    assert main([*args, "--config", "configs/demo.py", "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--config", "configs/demo.py", "--top-k", "3", "--num-token-per-iter", "4",
+                 "--out", str(tmp_path / "b")]) == 0
+    assert main([*args, "--config", TINY, "--out", str(tmp_path / "c")]) == 0
+    got = [(c["top_k"], int(c["num_token_per_iter"])) for c in calls]
+    assert got == [(2, 1), (3, 4), (50, 1)]  # demo.py's top_k 2; the command line wins; paris tiny's 50
+
+
+def test_compiled_once_across_images_and_seeds(tmp_path):
+    """A second image and seed with the same model reuse the compiled sampler: the weights, image, mask
+    and key are arguments, not constants of the program."""
+    import fdm_jax.sampling as sampling
+
+    args = ["--checkpoint", "random", "--config", TINY, "--mask-ratio", "0.3"]
+    first, second = _image("Places365_val_00000262")[0], _image("Places365_val_00000285")[0]
+    assert main([*args, "--image", first, "--seed", "1", "--out", str(tmp_path / "a")]) == 0
+    size = sampling.jit_inpaint_samples._cache_size()
+    assert main([*args, "--image", second, "--seed", "2", "--num-token-per-iter", "3",
+                 "--out", str(tmp_path / "b")]) == 0
+    assert sampling.jit_inpaint_samples._cache_size() == size

@@ -11,7 +11,8 @@ import pytest
 from fdm_jax.models import FeatureDequantizer, FeatureSampler, PatchVQVAE
 from fdm_jax.parity import EXIT_OK, run_fixture
 from fdm_jax.parity.harness import compare, load_fixture
-from fdm_jax.sampling import composite, image_keys, inpaint, inpaint_samples, sample_tokens
+from fdm_jax.sampling import (composite, image_keys, inpaint, inpaint_samples, jit_inpaint_samples,
+                              sample_tokens)
 from shared_paths import fixtures_dir, require
 
 PUT = fixtures_dir() / "put_fdm"
@@ -223,6 +224,23 @@ def test_num_token_per_iter_cuts_passes_without_recompiling():
         np.testing.assert_array_equal(four["tokens"][i, four["fill_positions"][i, :n]], four["fill_tokens"][i, :n])
     with pytest.raises(ValueError, match="num_token_per_iter"):
         sample_tokens(codec, cv, sampler, sv, image, mask, jax.random.key(0), num_token_per_iter=0)
+
+
+def test_jitted_entry_compiles_once_for_new_images_keys_and_weights():
+    """jit_inpaint_samples takes the weights as arguments: new images, keys, weights (same shapes),
+    num_token_per_iter and temperature reuse one program, and the new weights are really used."""
+    codec, cv, sampler, sv, fdm, fv = _models()
+    run = lambda x, m, key, cv, sv, fv, k=1, t=1.0: _np(jit_inpaint_samples(
+        codec, cv, sampler, sv, fdm, fv, x, m, key, 2, top_k=3, num_token_per_iter=np.int32(k),
+        temperature=np.float32(t)))
+    (i1, m1), (i2, m2) = _data(2, 13), _data(2, 14)
+    run(i1, m1, jax.random.key(1), cv, sv, fv)
+    size = jit_inpaint_samples._cache_size()
+    shift = lambda tree: jax.tree_util.tree_map(lambda x: x + 0.01, tree)
+    a = run(i2, m2, jax.random.key(2), cv, sv, fv, k=2, t=0.5)
+    b = run(i2, m2, jax.random.key(2), shift(cv), shift(sv), shift(fv), k=2, t=0.5)
+    assert jit_inpaint_samples._cache_size() == size
+    assert (a["inpainted_image"] != b["inpainted_image"]).any()  # the weights are inputs, not constants
 
 
 # -- (e), (f) what is kept and what is pasted ----------------------------------------------------
