@@ -192,6 +192,9 @@ def main(argv=None) -> int:
     ap.add_argument("--refine-lr", type=float, default=None, help="Adam learning rate of the refinement (original: 0.002)")
     ap.add_argument("--refine-min-side", type=int, default=None, help="refinement pyramid's smallest side (original: 512)")
     ap.add_argument("--out", required=True, help="output directory")
+    from fdm_jax import compilation_cache
+
+    compilation_cache.add_argument(ap)
     args = ap.parse_args(argv)
     if args.refine and args.model not in ("lama", "tsgl_lama"):
         ap.error("--refine needs --model lama or tsgl_lama")
@@ -204,6 +207,7 @@ def main(argv=None) -> int:
     from fdm_jax.convert.put_fdm import ConversionError
     from fdm_jax.image_io import InputError
 
+    compilation_cache.setup(args.compilation_cache)
     try:
         out = run(args) if args.model == "put_fdm" else run_generator(args)
     except (InputError, ConversionError, PthFormatError, FileNotFoundError, ValueError) as e:

@@ -153,3 +153,32 @@ def test_compiled_once_across_images_and_seeds(tmp_path):
     assert main([*args, "--image", second, "--seed", "2", "--num-token-per-iter", "3",
                  "--out", str(tmp_path / "b")]) == 0
     assert sampling.jit_inpaint_samples._cache_size() == size
+
+
+def test_second_process_loads_compiled_programs_from_the_persistent_cache(tmp_path):
+    """The inpaint command sets up JAX's persistent compilation cache (--compilation-cache DIR, else
+    $FDM_JAX_COMPILATION_CACHE): a second process compiles nothing it can load, and `none` disables."""
+    import os
+
+    image, mask = _image()
+    cache = tmp_path / "cache"
+    script = ("import sys; from jax import monitoring; hits = []; "
+              "monitoring.register_event_listener(lambda n, **k: hits.append(n) if n.endswith('cache_hits') else None); "
+              "from fdm_jax.inpaint import main; rc = main(sys.argv[1:]); print('HITS', len(hits)); sys.exit(rc)")
+    # The tiny model's programs compile in under JAX's default 1 s threshold for writing an entry.
+    env = {**os.environ, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    env.pop("FDM_JAX_COMPILATION_CACHE", None)
+
+    def run(out, *flags, **extra):
+        r = subprocess.run([sys.executable, "-c", script, *_weights(), "--image", image, "--mask", mask,
+                            "--out", str(tmp_path / out), *flags], capture_output=True, text=True,
+                           env={**env, **extra})
+        assert r.returncode == 0, r.stderr
+        return int(r.stdout.split("HITS")[1].split()[0])
+
+    assert run("a", "--compilation-cache", str(cache)) == 0
+    entries = set(os.listdir(cache))
+    assert entries  # the first process wrote its programs
+    assert run("b", FDM_JAX_COMPILATION_CACHE=str(cache)) >= 1  # the variable names the folder; loads
+    assert set(os.listdir(cache)) == entries  # nothing compiled anew
+    assert run("c", "--compilation-cache", "none", FDM_JAX_COMPILATION_CACHE=str(cache)) == 0
