@@ -168,35 +168,54 @@ def sample_tokens(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, image, m
     def cond(s: SamplingState):
         return jnp.any(~s.known)
 
-    def body(s: SamplingState) -> SamplingState:
-        active = jnp.any(~s.known, axis=-1)                                  # (B,)
-        logits = sampler.apply(sampler_vars, s.sequence)                     # (B, L, K)
-        # All positions in topk order (rank j = j-th most confident); the first k ranks are the picks.
+    def one_per_pass(s, logits, active):
+        """k = 1 (the paper's setting): the most confident position only; the same draws as `ranked`
+        gives for k = 1, without ranking and sampling every position."""
+        p = select_position(logits, s.known)                                 # (B,)
+        z = top_k_filter(logits[rows[:, 0], p], top_k)                       # (B, K)
+        draw = jax.vmap(jax.random.fold_in)(s.keys, jnp.broadcast_to(s.step, (b,)))
+        t = jax.vmap(jax.random.categorical)(draw, z / temperature).astype(jnp.int32)
+        hit = active[:, None] & (rank[None, :] == p[:, None])
+        slot = jnp.where(active, s.num_done, n)[:, None]
+        put = lambda a, v: a.at[rows, slot].set(v[:, None], mode="drop")
+        return (hit, jnp.broadcast_to(t[:, None], (b, n)), put(s.fill_positions, p), put(s.fill_tokens, t),
+                put(s.fill_iteration, jnp.broadcast_to(s.step, (b,))), active.astype(jnp.int32))
+
+    def ranked(s, logits, active):
+        """k > 1: all positions in topk order (rank j = j-th most confident); the first k ranks are the
+        picks, each drawing with fold_in(image_key, step * k + j)."""
         order = select_positions(logits, s.known, n)                         # (B, L) rank -> position
         picked = (rank < k) & ~jnp.take_along_axis(s.known, order, 1) & active[:, None]
-        ranked = jnp.take_along_axis(logits, order[..., None], 1)            # (B, L, K) in rank order
-        z = jax.lax.cond(one_pass, lambda: top_k_filter(ranked, ONE_PASS_TOP_K),
-                         lambda: top_k_filter(ranked, top_k))
+        by_rank = jnp.take_along_axis(logits, order[..., None], 1)           # (B, L, K) in rank order
+        z = jax.lax.cond(one_pass, lambda: top_k_filter(by_rank, ONE_PASS_TOP_K),
+                         lambda: top_k_filter(by_rank, top_k))
         draw = jax.vmap(lambda kb: jax.vmap(lambda i: jax.random.fold_in(kb, i))(s.step * k + rank))(s.keys)
         t = jax.vmap(jax.vmap(jax.random.categorical))(draw, z / temperature).astype(jnp.int32)  # (B, L)
         # Back to position order; picks of one pass are distinct positions, so writes never collide.
         inv = jnp.zeros_like(order).at[rows, order].set(rank)                # position -> rank
-        hit = jnp.take_along_axis(picked, inv, 1)                            # (B, L)
-        t_pos = jnp.take_along_axis(t, inv, 1)
-        e = _embed(codec, codec_vars, t_pos)                                 # (B, L, C)
         # Fill records in topk order; unpicked ranks go to slot L, which the scatter drops.
         slot = jnp.where(picked, s.num_done[:, None] + jnp.cumsum(picked, 1) - 1, n)
         put = lambda a, v: a.at[rows, slot].set(v, mode="drop")
+        return (jnp.take_along_axis(picked, inv, 1), jnp.take_along_axis(t, inv, 1),
+                put(s.fill_positions, order), put(s.fill_tokens, t),
+                put(s.fill_iteration, jnp.broadcast_to(s.step, (b, n))), jnp.sum(picked, 1, dtype=jnp.int32))
+
+    def body(s: SamplingState) -> SamplingState:
+        active = jnp.any(~s.known, axis=-1)                                  # (B,)
+        logits = sampler.apply(sampler_vars, s.sequence)                     # (B, L, K)
+        hit, t_pos, fill_p, fill_t, fill_i, n_picked = jax.lax.cond(
+            k == 1, one_per_pass, ranked, s, logits, active)                 # hit, t_pos: (B, L)
+        e = _embed(codec, codec_vars, t_pos)                                 # (B, L, C)
         if on_step is not None:
             jax.debug.callback(on_step, s.step + 1)
         return s.replace(
             sequence=jnp.where(hit[..., None], e, s.sequence),
             known=s.known | hit,
             tokens=jnp.where(hit, t_pos, s.tokens),
-            fill_positions=put(s.fill_positions, order),
-            fill_tokens=put(s.fill_tokens, t),
-            fill_iteration=put(s.fill_iteration, jnp.broadcast_to(s.step, (b, n))),
-            num_done=s.num_done + jnp.sum(picked, 1, dtype=jnp.int32),
+            fill_positions=fill_p,
+            fill_tokens=fill_t,
+            fill_iteration=fill_i,
+            num_done=s.num_done + n_picked,
             step=s.step + 1,
         )
 
