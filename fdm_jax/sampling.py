@@ -30,8 +30,9 @@ interaction across the batch.
 
 Random keys. `key` is either ONE key for the batch, from which image i gets `fold_in(key, i)`, or an
 array of B keys (one per image, used as given). In pass t the pick of topk rank j draws with
-`fold_in(image_key, t * k + j)` (with k = 1: the n-th filled patch uses `fold_in(image_key, n)`). Image i's samples therefore depend only on its own key, never on the batch
-it runs in: running image i alone with `image_keys(key, B)[i:i+1]` reproduces the batched result.
+`fold_in(image_key, t * k + j)` (with k = 1: the n-th filled patch uses `fold_in(image_key, n)`).
+Image i's samples therefore depend only on its own key, never on the batch it runs in: running
+image i alone with `image_keys(key, B)[i:i+1]` reproduces the batched result.
 
 Conventions: images (B, H, W, 3) float in [0, 255], NHWC; masks (B, H, W, 1) with 1 = known pixel.
 Feature grids are (B, h, w, C); sequences are row-major, l = w * row + col.

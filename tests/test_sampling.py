@@ -215,6 +215,13 @@ def test_num_token_per_iter_cuts_passes_without_recompiling():
     assert int(one["num_iterations"]) == filled.max()
     assert int(four["num_iterations"]) == -(-filled.max() // 4)  # ~1/4 of the passes
     assert int(every["num_iterations"]) == 1
+    # k = -1 is the original's one-pass branch: the whole sequence re-embedded from its tokens, so known
+    # patches hold their quantized codes there (and their unquantized features with k >= 1 < L).
+    emb = np.asarray(cv["codebook"]["quantizer"]["embedding"])
+    known = every["token_type"].reshape(2, -1) == 1
+    gen = every["generated_feature"].reshape(2, known.shape[1], -1)
+    np.testing.assert_array_equal(gen[known], emb[every["tokens"][known]])
+    assert (four["generated_feature"].reshape(gen.shape)[known] != gen[known]).any()
     for i in range(2):
         n = int(filled[i])
         it = four["fill_iteration"][i, :n]
