@@ -229,17 +229,15 @@ def _masked_mean(diff: jax.Array, sel: jax.Array):
     return total / jnp.maximum(count, 1).astype(diff.dtype), count
 
 
-def _refine_scale(fr: FrontRear, variables, image_p, hole_p, prev, *, n_iters, lr,
+@functools.partial(jax.jit, static_argnames=("fr", "n_iters", "lr", "orig_hw", "record"))
+def refine_scale(fr: FrontRear, variables, image_p, hole_p, prev, *, n_iters: int, lr: float,
                   orig_hw: tuple[int, int], record: bool):
     """One pyramid level as one jitted program: refinement.py _infer given the lower-resolution result
     `prev` (None at the lowest level: a plain generator pass).
 
     image_p (1, Hp, Wp, 3) and the binarised hole map hole_p (1, Hp, Wp, 1, 1 = hole) are padded to the
-    modulo; orig_hw is the unpadded size. n_iters and lr are traced: changing them does not recompile
-    (with record=False). Returns the composite cropped to orig_hw and a dict of diagnostics (see
-    `refine`): with record=False only the last forward's loss (`last_loss`); with record=True the
-    per-iteration ones, whose buffers are n_iters long: use `refine_scale_recorded` (n_iters static,
-    so each value compiles its own program)."""
+    modulo; orig_hw is the unpadded size. Returns the composite cropped to orig_hw and a dict of
+    per-iteration diagnostics (see `refine`)."""
     h, w = orig_hw
     z0 = jax.tree.map(lax.stop_gradient, fr.front(variables, image_p, 1.0 - hole_p))
     hole3 = jnp.broadcast_to(hole_p, image_p.shape)
@@ -261,38 +259,31 @@ def _refine_scale(fr: FrontRear, variables, image_p, hole_p, prev, *, n_iters, l
         t2, n2 = _masked_mean(pyrdown(pred[:, :h, :w]) - prev, sel_b)
         return t1 + t2, (t1, t2, n1, n2, pred)
 
-    opt = optax.adam(jnp.asarray(lr, jnp.float32), b1=0.9, b2=0.999, eps=1e-8)  # torch.optim.Adam defaults
-    if record and not isinstance(n_iters, int):
-        raise TypeError("refine_scale: record=True needs a static n_iters; call refine_scale_recorded")
-    # Per-iteration records need static buffer lengths; without them the loop bound stays traced.
-    stats = jnp.zeros((3, n_iters), jnp.float32) if record else None  # loss, term A, term B
-    counts = jnp.zeros((2, n_iters), jnp.int32) if record else None
+    opt = optax.adam(lr, b1=0.9, b2=0.999, eps=1e-8)  # torch.optim.Adam defaults (eps_root 0)
+    stats = jnp.zeros((3, n_iters), jnp.float32)  # loss, term A, term B (counts below)
+    counts = jnp.zeros((2, n_iters), jnp.int32)
 
     def step(i, carry):
         z, opt_state, stats, counts, z_it1 = carry
         (loss, (t1, t2, n1, n2, _)), grad = jax.value_and_grad(loss_fn, has_aux=True)(z)
         updates, opt_state = opt.update(grad, opt_state, z)
         z = optax.apply_updates(z, updates)
+        stats = stats.at[:, i].set(jnp.stack([loss, t1, t2]))
+        counts = counts.at[:, i].set(jnp.stack([n1, n2]).astype(jnp.int32))
         if record:
-            stats = stats.at[:, i].set(jnp.stack([loss, t1, t2]))
-            counts = counts.at[:, i].set(jnp.stack([n1, n2]).astype(jnp.int32))
             z_it1 = jax.tree.map(lambda old, new: jnp.where(i == 0, new, old), z_it1, z)
         return z, opt_state, stats, counts, z_it1
 
     carry = (z0, opt.init(z0), stats, counts, z0 if record else None)
     z, _, stats, counts, z_it1 = lax.fori_loop(0, n_iters - 1, step, carry)
     loss, (t1, t2, n1, n2, pred) = loss_fn(z)  # the last forward: its loss is computed, not used
-    if not record:
-        return composite(pred), {"last_loss": loss}
     stats = stats.at[:, n_iters - 1].set(jnp.stack([loss, t1, t2]))
     counts = counts.at[:, n_iters - 1].set(jnp.stack([n1, n2]).astype(jnp.int32))
     aux = {"losses": stats[0], "loss_term1": stats[1], "loss_term2": stats[2],
-           "loss_count_A": counts[0], "loss_count_B": counts[1], "z_it0": z0, "z_it1": z_it1, "z_last": z}
+           "loss_count_A": counts[0], "loss_count_B": counts[1]}
+    if record:
+        aux.update(z_it0=z0, z_it1=z_it1, z_last=z)
     return composite(pred), aux
-
-
-refine_scale = jax.jit(_refine_scale, static_argnames=("fr", "orig_hw", "record"))
-refine_scale_recorded = jax.jit(_refine_scale, static_argnames=("fr", "n_iters", "orig_hw", "record"))
 
 
 # ----------------------------------------------------------------------------------- driver
@@ -339,13 +330,8 @@ def refine(fr: FrontRear | Any, variables, image: jax.Array, mask: jax.Array,
         orig_hw = tuple(int(s) for s in img.shape[1:3])
         img_p = _pad_reflect(img, config.modulo)
         hole_p = _binarise(_pad_reflect(hm, config.modulo), EPS)
-        # n_iters and lr as arrays: traced, so other values reuse the compiled levels (unless record).
-        if record:
-            prev, aux = refine_scale_recorded(fr, variables, img_p, hole_p, prev, n_iters=int(config.n_iters),
-                                              lr=np.float32(config.lr), orig_hw=orig_hw, record=True)
-        else:
-            prev, aux = refine_scale(fr, variables, img_p, hole_p, prev, n_iters=np.int32(config.n_iters),
-                                     lr=np.float32(config.lr), orig_hw=orig_hw, record=False)
+        prev, aux = refine_scale(fr, variables, img_p, hole_p, prev, n_iters=config.n_iters,
+                                  lr=float(config.lr), orig_hw=orig_hw, record=record)
         if record:
             rec["scale"].append(prev)
             rec["aux"].append(aux)

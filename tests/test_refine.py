@@ -254,35 +254,3 @@ def test_benchmark_ci_size(tmp_path):
     from fdm_jax.models.lama_generator import count_parameters
 
     assert report["num_params"] == count_parameters(FFCResNetGenerator(**load_config("configs/big_lama.py:tiny").model))
-
-
-def _toy_conv(x, w, stride=1):
-    return jax.lax.conv_general_dilated(x, w, (stride, stride), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
-def _toy_front(variables, image, mask):
-    return jax.nn.relu(_toy_conv(jnp.concatenate([image * mask, 1 - mask], -1), variables["k"], 2))
-
-
-def _toy_rear(variables, z):
-    return jax.nn.sigmoid(_toy_conv(jnp.repeat(jnp.repeat(z, 2, axis=1), 2, axis=2), variables["k2"]))
-
-
-def test_new_lr_and_iteration_count_reuse_the_compiled_scales():
-    """n_iters and lr are traced arguments of refine_scale: other values run the same programs, and give
-    what the per-iteration-recording (static n_iters) program gives for them."""
-    from fdm_jax.refine import refine_scale
-
-    fr = FrontRear(_toy_front, _toy_rear)
-    v = {"k": jax.random.normal(jax.random.key(5), (3, 3, 4, 8)) * 0.2,
-         "k2": jax.random.normal(jax.random.key(6), (3, 3, 8, 3)) * 0.2}
-    image = jax.random.uniform(jax.random.key(7), (1, 60, 68, 3))
-    known = jnp.ones((1, 60, 68, 1)).at[:, 15:45, 20:50].set(0.0)
-    a = np.asarray(refine(fr, v, image, known, RefineConfig(n_iters=4, min_side=30, lr=0.05)))
-    size = refine_scale._cache_size()
-    cfg = RefineConfig(n_iters=9, min_side=30, lr=0.01)
-    b = np.asarray(refine(fr, v, image, known, cfg))
-    assert refine_scale._cache_size() == size
-    assert (a != b).any()
-    recorded, _ = refine(fr, v, image, known, cfg, record=True)
-    np.testing.assert_allclose(b, np.asarray(recorded), rtol=0, atol=1e-6)
