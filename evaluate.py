@@ -63,11 +63,18 @@ def _parse(argv):
                     help="stop after about N newly evaluated images (whole batches); run again to continue")
     ap.add_argument("--out", required=True, help="output folder (also the resume state)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from fdm_jax import compilation_cache
+
+    compilation_cache.add_argument(ap)
     return ap.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = _parse(argv)
+
+    from fdm_jax import compilation_cache
+
+    compilation_cache.setup(args.compilation_cache)
 
     from fdm_jax.convert.pth_reader import PthFormatError
     from fdm_jax.convert.put_fdm import ConversionError

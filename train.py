@@ -24,6 +24,9 @@ def main(argv=None) -> int:
     ap.add_argument("--config", default="configs/demo.py", help="config file[:variant] (default: the demo)")
     ap.add_argument("--workdir", default=None, help="run directory (default: runs/<config name>)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to metrics.jsonl)")
+    from fdm_jax import compilation_cache
+
+    compilation_cache.add_argument(ap)
     args, rest = ap.parse_known_args(argv)
     overrides = []
     for item in rest:
@@ -43,6 +46,7 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     workdir = Path(args.workdir or Path("runs") / Path(split_spec(args.config)[0]).stem)
+    compilation_cache.setup(args.compilation_cache)
 
     from fdm_jax.train import TrainingError, TrainingInterrupted, train
     from fdm_jax.train.checkpointing import CheckpointError

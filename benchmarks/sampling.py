@@ -274,7 +274,8 @@ def run_batch(models, variables, pairs, b: int, args, size: int) -> dict:
     smp_m = measure(lambda v, s: sampler.apply(v, s), (sv, seq), label="sampler pass", **heavy_s)
 
     def e2e(cv_, sv_, fv_, x, mm, k):
-        return inpaint(codec, cv_, sampler, sv_, fdm, fv_, x, mm, k, top_k=args.top_k)
+        return inpaint(codec, cv_, sampler, sv_, fdm, fv_, x, mm, k, top_k=args.top_k,
+                       num_token_per_iter=args.num_token_per_iter)
 
     e2e_m = measure(e2e, (cv, sv, fv, image, mask, key), label="end-to-end inpaint", **heavy_e)
     out = e2e_m["output"]
@@ -282,7 +283,9 @@ def run_batch(models, variables, pairs, b: int, args, size: int) -> dict:
     num_filled = [int(x) for x in np.asarray(out["num_filled"])]
     masked = [count_masked_patches(m, patch) for m in masks]
     masked_full = [count_masked_patches(m, patch) for m in masks_full]
-    if num_filled != masked or num_iterations != max(masked):
+    per_iter = args.num_token_per_iter
+    passes = 1 if per_iter == -1 or per_iter >= grid * grid else -(-max(masked) // per_iter)
+    if num_filled != masked or num_iterations != passes:
         raise RuntimeError(f"fill count mismatch: num_filled {num_filled}, masked {masked}, "
                            f"num_iterations {num_iterations}")
 
@@ -362,6 +365,8 @@ def main(argv=None) -> int:
                     "sampling_<config-stem>[_<variant>]_<device-kind>.json)")
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="folder with images/ and masks/ (255 = hole)")
     ap.add_argument("--top-k", type=int, default=50)
+    ap.add_argument("--num-token-per-iter", type=int, default=1,
+                    help="patches filled per sampler pass (paper: 1; -1 = all in one pass)")
     ap.add_argument("--repeats", type=int, default=5, help="timed calls of FDM, encode, decode (default 5)")
     ap.add_argument("--warmup", type=int, default=1, help="untimed calls after compiling FDM, encode, decode")
     ap.add_argument("--sampler-repeats", type=int, default=5, help="timed sampler passes (default 5)")
@@ -405,6 +410,7 @@ def main(argv=None) -> int:
         "patch_grid": [grid, grid],
         "num_patches": grid * grid,
         "top_k": args.top_k,
+        "num_token_per_iter": args.num_token_per_iter,
         "max_masked_patches": args.max_masked_patches,
         "weights": "random (numpy fill of jax.eval_shape(init)); weights do not change the cost",
         "num_params": n_params,

@@ -203,6 +203,7 @@ class PutFdmInpainter:
         self.variables = {k: variables[k] for k in ("codec", "sampler", "fdm") if k in variables}
         self.use_fdm = bool(use_fdm)
         self.top_k = int(config.sampling.top_k if top_k is None else top_k)
+        self.num_token_per_iter = int(config.sampling.get("num_token_per_iter", 1))
         num_tokens = int(models["sampler"].num_tokens) if hasattr(models["sampler"], "num_tokens") else None
         if self.top_k < 1 or (num_tokens is not None and self.top_k > num_tokens):
             raise EvaluationError(f"--top-k {self.top_k}: expected 1 <= top_k <= {num_tokens} (the sampler's classes)")
@@ -235,13 +236,13 @@ class PutFdmInpainter:
 
         fn = self._compiled.get(num_samples)
         if fn is None:
-            m, use_fdm, top_k = self.models, self.use_fdm, self.top_k
+            m, use_fdm, top_k, per_iter = self.models, self.use_fdm, self.top_k, self.num_token_per_iter
 
             def run(variables, images, masks, keys):
                 return inpaint_samples(m["codec"], variables["codec"], m["sampler"], variables["sampler"],
                                        m["fdm"] if use_fdm else None, variables["fdm"] if use_fdm else None,
                                        images, masks, keys, num_samples, top_k=top_k,
-                                       use_fdm=use_fdm)["inpainted_image"]
+                                       num_token_per_iter=per_iter, use_fdm=use_fdm)["inpainted_image"]
 
             fn = self._compiled[num_samples] = jax.jit(run)
         out = fn(self.variables, jnp.asarray(images, jnp.float32), jnp.asarray(masks, jnp.float32), keys)
@@ -251,8 +252,11 @@ class PutFdmInpainter:
         if self._digest is None:
             used = {k: v for k, v in self.variables.items() if self.use_fdm or k != "fdm"}
             self._digest = weights_digest(used)
-        return {"method": "put_fdm", "use_fdm": self.use_fdm, "top_k": self.top_k, "image_size": self.size,
-                "eval_preprocess": _plain(self.config.data.eval_preprocess), "weights_sha256": self._digest}
+        fp = {"method": "put_fdm", "use_fdm": self.use_fdm, "top_k": self.top_k, "image_size": self.size,
+              "eval_preprocess": _plain(self.config.data.eval_preprocess), "weights_sha256": self._digest}
+        if self.num_token_per_iter != 1:  # absent for the paper's 1, so earlier results still resume
+            fp["num_token_per_iter"] = self.num_token_per_iter
+        return fp
 
     def reference_rows(self, buckets: Sequence[Bucket]) -> list[dict]:
         cfg = self.config

@@ -10,6 +10,7 @@ copied back, as the originals write their outputs.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import jax
@@ -18,6 +19,25 @@ import numpy as np
 
 DEFAULT_CONFIGS = {"lama": "configs/big_lama.py", "tsgl_lama": "configs/tsgl_lama.py",
                    "tsgl_medfe": "configs/tsgl_medfe.py"}
+
+
+# Module-level jitted entry points with the (hashable, static) module definition and the variables and
+# data as arguments: one compilation per model and input shape, reused across calls and images.
+@functools.partial(jax.jit, static_argnums=0)
+def _apply(model, variables, *inputs):
+    return model.apply(variables, *inputs)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _init(model, key, *inputs):
+    return model.init(key, *inputs)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _lama_predict(model, variables, image, mask):
+    from fdm_jax.models.lama_generator import predict
+
+    return predict(model, variables, image, mask)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -62,8 +82,8 @@ def _random_init(model, name: str):
     x = jnp.zeros((1, s, s, 3))
     one = jnp.ones((1, s, s, 1))
     if name == "tsgl_lama":
-        return jax.jit(model.init)(jax.random.PRNGKey(0), x, one, one, one)
-    return jax.jit(model.init)(jax.random.PRNGKey(0), x, one, x, one, one)
+        return _init(model, jax.random.PRNGKey(0), x, one, one, one)
+    return _init(model, jax.random.PRNGKey(0), x, one, x, one, one)
 
 
 def inpaint(gen: Generator, image: np.ndarray, known: np.ndarray, *, refine: bool = False,
@@ -96,8 +116,7 @@ def inpaint(gen: Generator, image: np.ndarray, known: np.ndarray, *, refine: boo
             out = refine_fn(front_rear(gen.model), gen.variables, img, msk, RefineConfig(**settings))
         return np.asarray(out[0]) * 255.0
     if gen.name == "lama":
-        from fdm_jax.models.lama_generator import predict
-        out = jax.jit(predict, static_argnums=0)(gen.model, gen.variables, img, msk)
+        out = _lama_predict(gen.model, gen.variables, img, msk)
         return np.asarray(out[0]) * 255.0
     return _tsgl_lama(gen, image, known)
 
@@ -117,7 +136,7 @@ def _tsgl_lama(gen: Generator, image: np.ndarray, known: np.ndarray) -> np.ndarr
     img_u8, k = _pad(image, gen.model.modulo), _pad(known.astype(np.float32), gen.model.modulo)
     edge, gray = edge_and_gray(img_u8, wraparound=False)
     x = to_unit_range(img_u8)[None]
-    out = jax.jit(gen.model.apply)(gen.variables, jnp.asarray(x), jnp.asarray(edge[None]), jnp.asarray(gray[None]),
+    out = _apply(gen.model, gen.variables, jnp.asarray(x), jnp.asarray(edge[None]), jnp.asarray(gray[None]),
                                    jnp.asarray(k[None, ..., None]))
     out = np.asarray(out[0])
     res = x[0] * k[..., None] + out * (1.0 - k[..., None])
@@ -140,7 +159,7 @@ def _medfe(gen: Generator, image: np.ndarray, known: np.ndarray) -> np.ndarray:
     texture = np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(2)))
     x, t = normalize_image(image)[None], normalize_image(texture)[None]
     k = known.astype(np.float32)[None, ..., None]
-    out = jax.jit(gen.model.apply)(gen.variables, jnp.asarray(x), jnp.asarray(edge[None]), jnp.asarray(t),
+    out = _apply(gen.model, gen.variables, jnp.asarray(x), jnp.asarray(edge[None]), jnp.asarray(t),
                                    jnp.asarray(gray[None]), jnp.asarray(k))
     res = x[0] * k[0] + np.asarray(out[0]) * (1.0 - k[0])
     return np.clip((res + 1.0) / 2.0, 0.0, 1.0) * 255.0

@@ -122,7 +122,7 @@ def run(args) -> Path:
 
     from fdm_jax.image_io import write_image
     from fdm_jax.model_loading import load_put_fdm
-    from fdm_jax.sampling import composite, inpaint_samples
+    from fdm_jax.sampling import composite, jit_inpaint_samples
 
     raw, raw_mask = _read_inputs(args)
     config, models, variables = load_put_fdm(args.checkpoint, args.config)
@@ -130,12 +130,20 @@ def run(args) -> Path:
     img, msk = jnp.asarray(image)[None], jnp.asarray(mask)[None, ..., None]
     total = int(np.asarray(models["codec"].apply(variables["codec"], msk, method=models["codec"].token_type) != 1).sum())
 
-    bar = _progress(total, args.num_samples)
-    fn = jax.jit(lambda key: inpaint_samples(
+    # The run's sampling settings unless given on the command line (the demo's sampler needs top_k 2).
+    s = config.get("sampling", {})
+    top_k = int(args.top_k if args.top_k is not None else s.get("top_k", 50))
+    per_iter = int(args.num_token_per_iter if args.num_token_per_iter is not None else s.get("num_token_per_iter", 1))
+    _check_sampling(top_k, per_iter, models["sampler"].num_tokens)
+    _progress.current = _progress(total, args.num_samples, per_iter)
+    # One compiled program per model and shapes; weights, image and key are arguments (no constants).
+    out = jit_inpaint_samples(
         models["codec"], variables["codec"], models["sampler"], variables["sampler"],
         None if args.no_fdm else models["fdm"], None if args.no_fdm else variables["fdm"],
-        img, msk, key, args.num_samples, top_k=args.top_k, use_fdm=not args.no_fdm, on_step=bar.update))
-    out = fn(jax.random.key(args.seed))
+        img, msk, jax.random.key(args.seed), args.num_samples, top_k=top_k,
+        num_token_per_iter=np.int32(per_iter), temperature=np.float32(s.get("temperature", 1.0)),
+        use_fdm=not args.no_fdm, on_step=_on_step)
+    bar = _progress.current
     samples = out["inpainted_image"][:, 0]  # (N, H, W, 3)
     if args.paste_known:
         samples = composite(samples, img, msk)
@@ -151,24 +159,41 @@ def run(args) -> Path:
     return out_dir
 
 
-class _progress:
-    """A tqdm bar over fill steps, fed from inside the compiled loop (jax.debug.callback)."""
+def _check_sampling(top_k: int, per_iter: int, num_tokens: int) -> None:
+    if not 1 <= top_k <= num_tokens:
+        raise ValueError(f"top_k {top_k}: expected 1 <= top_k <= {num_tokens} (the sampler's classes)")
+    if per_iter == 0 or per_iter < -1:
+        raise ValueError(f"num_token_per_iter {per_iter}: expected >= 1, or -1 for all in one pass")
 
-    def __init__(self, total: int, num_samples: int):
+
+def _on_step(step):
+    """The compiled loop's progress callback: one module-level function, so the program is reused."""
+    if _progress.current is not None:
+        _progress.current.update(step)
+
+
+class _progress:
+    """A tqdm bar over filled patches, fed from inside the compiled loop (jax.debug.callback) with the
+    number of finished passes; a pass fills up to num_token_per_iter patches."""
+
+    current = None
+
+    def __init__(self, total: int, num_samples: int, per_iter: int = 1):
         from tqdm import tqdm
 
         self.bar = tqdm(total=total, desc=f"sampling {num_samples} sample(s): patches filled", unit="patch",
                         file=sys.stderr)
-        self.done = 0
+        self.total, self.per_iter, self.done = total, per_iter, 0
 
     def update(self, step):
-        step = int(np.max(step))
-        if step > self.done:
-            self.bar.update(step - self.done)
-            self.done = step
+        filled = self.total if self.per_iter == -1 else min(int(np.max(step)) * self.per_iter, self.total)
+        if filled > self.done:
+            self.bar.update(filled - self.done)
+            self.done = filled
 
     def close(self):
         self.bar.close()
+        _progress.current = None
 
 
 def run_generator(args) -> Path:
@@ -217,7 +242,11 @@ def main(argv=None) -> int:
     ap.add_argument("--mask-polarity", choices=["hole-white", "hole-black"], default="hole-white")
     ap.add_argument("--num-samples", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--top-k", type=int, default=50, help="top-K of the token sampling (paper: 50; 1 = greedy)")
+    ap.add_argument("--top-k", type=int, default=None,
+                    help="top-K of the token sampling (default: the config's sampling.top_k; paper: 50; 1 = greedy)")
+    ap.add_argument("--num-token-per-iter", type=int, default=None,
+                    help="patches filled per transformer pass (default: the config's sampling.num_token_per_iter; "
+                         "paper: 1; -1 = all in one pass with top-50)")
     ap.add_argument("--no-fdm", action="store_true", help="decode without the FDM (PUT features only)")
     ap.add_argument("--paste-known", action="store_true", help="paste the known input pixels into the samples")
     ap.add_argument("--refine", action="store_true", help="multiscale feature refinement (--model lama, tsgl_lama)")
@@ -225,6 +254,9 @@ def main(argv=None) -> int:
     ap.add_argument("--refine-lr", type=float, default=None, help="Adam learning rate of the refinement (original: 0.002)")
     ap.add_argument("--refine-min-side", type=int, default=None, help="refinement pyramid's smallest side (original: 512)")
     ap.add_argument("--out", required=True, help="output directory")
+    from fdm_jax import compilation_cache
+
+    compilation_cache.add_argument(ap)
     args = ap.parse_args(argv)
     if args.refine and args.model not in ("lama", "tsgl_lama"):
         ap.error("--refine needs --model lama or tsgl_lama")
@@ -237,6 +269,7 @@ def main(argv=None) -> int:
     from fdm_jax.convert.put_fdm import ConversionError
     from fdm_jax.image_io import InputError
 
+    compilation_cache.setup(args.compilation_cache)
     try:
         _check_out(args.out)
         out = run(args) if args.model == "put_fdm" else run_generator(args)

@@ -21,6 +21,8 @@ message naming the path.
 
 from __future__ import annotations
 
+import functools
+
 from pathlib import Path
 from typing import Sequence
 
@@ -76,6 +78,15 @@ def load_put_fdm(checkpoints: Sequence[str], config_spec: str = "configs/paris.p
     return config, models, load_original_inpainting_model(paths, models)
 
 
+@functools.lru_cache(maxsize=None)
+def _jit_init():
+    """One jitted init with the (hashable) module static: `jax.jit(module.init)` made a new program per
+    call (about a minute of compiling per tiny model on 2 cores); this one is compiled once per model."""
+    import jax
+
+    return jax.jit(lambda module, key, *inputs: module.init(key, *inputs), static_argnums=0)
+
+
 def _random_variables(config, models) -> dict:
     import jax
     import jax.numpy as jnp
@@ -83,10 +94,11 @@ def _random_variables(config, models) -> dict:
     s = config.image_size
     codec, sampler, fdm = models["codec"], models["sampler"], models["fdm"]
     k = jax.random.split(jax.random.key(0), 3)
+    init = _jit_init()
     return {
-        "codec": jax.jit(codec.init)(k[0], jnp.zeros((1, s, s, 3)), jnp.ones((1, s, s, 1))),
-        "sampler": jax.jit(sampler.init)(k[1], jnp.zeros((1, sampler.seq_len, sampler.feature_dim))),
-        "fdm": jax.jit(fdm.init)(k[2], jnp.zeros((1, 4, 4, fdm.embed_dim)), jnp.ones((1, 4, 4, 1))),
+        "codec": init(codec, k[0], jnp.zeros((1, s, s, 3)), jnp.ones((1, s, s, 1))),
+        "sampler": init(sampler, k[1], jnp.zeros((1, sampler.seq_len, sampler.feature_dim))),
+        "fdm": init(fdm, k[2], jnp.zeros((1, 4, 4, fdm.embed_dim)), jnp.ones((1, 4, 4, 1))),
     }
 
 

@@ -2,7 +2,8 @@
 image_synthesis/modeling/model/inpainting_model.py `sample` / `content_generate`,
 vector_predictor/transformer.py `get_sample_token`, utils/misc.py `logits_top_k`).
 
-The original fills masked patches one per pass of the full transformer (num_token_per_iter = 1):
+The original fills masked patches `num_token_per_iter` (k) per pass of the full transformer; with the
+paper's k = 1:
 
     F   <- unquantized features of the masked image; S <- F as a row-major sequence (B, L, C)
     known <- token_type == 1
@@ -14,15 +15,24 @@ The original fills masked patches one per pass of the full transformer (num_toke
         t      ~ softmax(z / temperature)         # the original hard-codes temperature 1
         S[p]   <- E[t]; known[p] <- True; token[p] <- t
 
+With k > 1 (hyudsl/FDM: vector_predictor/transformer.py `get_sample_token`, model/inpainting_model.py
+`content_generate`) one pass picks the k most confident positions (torch.topk over conf, descending),
+samples one token at each from the same logits, and writes them in topk order, skipping picks that
+are already known: once fewer than k unfilled positions remain, topk returns -inf (known) positions
+too, so the last pass fills only the remainder. With k = -1 or k >= L every position is sampled in
+one pass with a hard-coded top-50, and the whole sequence is re-embedded from its tokens (so known
+patches then hold their quantized codes).
+
 Here the loop is one `jax.lax.while_loop` over the whole batch (state: `SamplingState`). An image
 whose positions are all known simply stops changing (every update is gated by `jnp.where`), which is
 what the original's dropping finished images out of the batch amounts to: the transformer has no
 interaction across the batch.
 
 Random keys. `key` is either ONE key for the batch, from which image i gets `fold_in(key, i)`, or an
-array of B keys (one per image, used as given). The draw of the n-th filled patch of an image uses
-`fold_in(image_key, n)`. Image i's samples therefore depend only on its own key, never on the batch
-it runs in: running image i alone with `image_keys(key, B)[i:i+1]` reproduces the batched result.
+array of B keys (one per image, used as given). In pass t the pick of topk rank j draws with
+`fold_in(image_key, t * k + j)` (with k = 1: the n-th filled patch uses `fold_in(image_key, n)`).
+Image i's samples therefore depend only on its own key, never on the batch it runs in: running
+image i alone with `image_keys(key, B)[i:i+1]` reproduces the batched result.
 
 Conventions: images (B, H, W, 3) float in [0, 255], NHWC; masks (B, H, W, 1) with 1 = known pixel.
 Feature grids are (B, h, w, C); sequences are row-major, l = w * row + col.
@@ -34,6 +44,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from fdm_jax.models.codec import PatchVQVAE
@@ -41,9 +52,12 @@ from fdm_jax.models.feature_dequantizer import apply_fdm
 from fdm_jax.models.patch_masks import UNMASKED, masked_patch_index
 
 __all__ = [
-    "SamplingState", "composite", "image_keys", "inpaint", "inpaint_samples", "select_position",
-    "sample_tokens", "top_k_filter",
+    "SamplingState", "composite", "image_keys", "inpaint", "inpaint_samples", "iteration_table",
+    "jit_inpaint_samples",
+    "select_position", "select_positions", "sample_tokens", "top_k_filter",
 ]
+
+ONE_PASS_TOP_K = 50  # transformer.py get_sample_token: the one-pass branch hard-codes filter_ratio=50
 
 
 @struct.dataclass
@@ -55,6 +69,8 @@ class SamplingState:
     tokens: jax.Array          # (B, L) int32: input tokens, then sampled tokens where filled
     fill_positions: jax.Array  # (B, L) int32: position filled at each step, -1 beyond the image's count
     fill_tokens: jax.Array     # (B, L) int32: token drawn at each step, -1 beyond
+    fill_iteration: jax.Array  # (B, L) int32: the pass that filled each fill_positions entry, -1 beyond
+    num_done: jax.Array        # (B,) int32: patches filled so far
     step: jax.Array            # () int32: loop iterations so far
     keys: jax.Array            # (B,) typed PRNG keys, one per image
 
@@ -66,6 +82,13 @@ def select_position(logits: jax.Array, known: jax.Array) -> jax.Array:
     logits (B, L, K), known (B, L) bool -> (B,) int32 (0 when nothing is unknown)."""
     conf = jnp.where(known, -jnp.inf, jnp.max(logits, axis=-1))
     return jnp.argmax(conf, axis=-1).astype(jnp.int32)
+
+
+def select_positions(logits: jax.Array, known: jax.Array, k: int) -> jax.Array:
+    """get_sample_token with num_token_per_iter = k: torch.topk(conf, k) over positions, descending,
+    conf = max-over-classes logit with known positions at -inf. -> (B, k) int32 (static k)."""
+    conf = jnp.where(known, -jnp.inf, jnp.max(logits, axis=-1))
+    return jax.lax.top_k(conf, k)[1].astype(jnp.int32)
 
 
 def top_k_filter(logits: jax.Array, k: int) -> jax.Array:
@@ -95,82 +118,153 @@ def _embed(codec, codec_vars, tokens):
     return codec.apply(codec_vars, tokens, method=PatchVQVAE.embed)
 
 
+def _check_num_token_per_iter(k):
+    if isinstance(k, int) and (k == 0 or k < -1):
+        raise ValueError(f"num_token_per_iter must be >= 1 or -1 (all in one pass), got {k}")
+
+
 def sample_tokens(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, image, mask, key, *,
-                  top_k: int = 50, temperature: float = 1.0, on_step=None) -> dict:
-    """InpaintingModel.content_generate with num_token_per_iter = 1, as one `lax.while_loop`.
+                  top_k: int = 50, num_token_per_iter=1, temperature: float = 1.0, on_step=None) -> dict:
+    """InpaintingModel.content_generate as one `lax.while_loop`.
 
     image (B, H, W, 3) in [0, 255]; mask (B, H, W, 1), 1 = known; key: one key or B keys (module doc).
-    top_k = 1 is greedy (deterministic). Returns, per image:
+    top_k = 1 is greedy (deterministic); top_k is static (a shape). num_token_per_iter (k, module doc)
+    may be a traced int32 scalar: changing it does not recompile. Returns, per image:
       input_feature (B, h, w, C)  F, unquantized features of the masked image
       input_token (B, h, w)       the quantizer's dual-codebook indices of F
       token_type (B, h, w)        1 known, 0 fully masked, 2 partly masked
       generated_feature (B, h, w, C)  F at known patches, E[t] at filled patches
       tokens (B, L) int32         input_token at known positions, the sampled token at filled ones
       fill_positions, fill_tokens (B, L) int32  in fill order, -1 beyond the image's count
+      fill_iteration (B, L) int32 the pass (0-based) that filled each fill_positions entry, -1 beyond
       num_filled (B,) int32       patches filled per image
-      num_iterations () int32     loop iterations (= max of num_filled; the original's number of
-                                  get_sample_token calls)
+      num_iterations () int32     loop iterations (= max over images of ceil(num_filled / k); the
+                                  original's number of get_sample_token calls)
     on_step: optional host function called with the finished step count after every iteration
     (through `jax.debug.callback`, for progress bars); None compiles no callback.
     """
+    _check_num_token_per_iter(num_token_per_iter)
     g = codec.apply(codec_vars, image, mask, method=PatchVQVAE.get_features)
     f, tt = g["feature"], g["token_type"]
     b, h, w, c = f.shape
     n = h * w
     known0 = (tt == UNMASKED).reshape(b, n)
+    k_req = jnp.asarray(num_token_per_iter, jnp.int32)
+    one_pass = (k_req == -1) | (k_req >= n)
+    k = jnp.where(one_pass, n, jnp.maximum(k_req, 1))
     state = SamplingState(
         sequence=f.reshape(b, n, c),
         known=known0,
         tokens=g["token"].reshape(b, n).astype(jnp.int32),
         fill_positions=jnp.full((b, n), -1, jnp.int32),
         fill_tokens=jnp.full((b, n), -1, jnp.int32),
+        fill_iteration=jnp.full((b, n), -1, jnp.int32),
+        num_done=jnp.zeros((b,), jnp.int32),
         step=jnp.zeros((), jnp.int32),
         keys=image_keys(key, b),
     )
-    rows = jnp.arange(b)
+    rows = jnp.arange(b)[:, None]
+    rank = jnp.arange(n, dtype=jnp.int32)
 
     def cond(s: SamplingState):
         return jnp.any(~s.known)
 
+    def one_per_pass(s, logits, active):
+        """k = 1 (the paper's setting): the most confident position only; the same draws as `ranked`
+        gives for k = 1, without ranking and sampling every position."""
+        p = select_position(logits, s.known)                                 # (B,)
+        z = top_k_filter(logits[rows[:, 0], p], top_k)                       # (B, K)
+        draw = jax.vmap(jax.random.fold_in)(s.keys, jnp.broadcast_to(s.step, (b,)))
+        t = jax.vmap(jax.random.categorical)(draw, z / temperature).astype(jnp.int32)
+        hit = active[:, None] & (rank[None, :] == p[:, None])
+        slot = jnp.where(active, s.num_done, n)[:, None]
+        put = lambda a, v: a.at[rows, slot].set(v[:, None], mode="drop")
+        return (hit, jnp.broadcast_to(t[:, None], (b, n)), put(s.fill_positions, p), put(s.fill_tokens, t),
+                put(s.fill_iteration, jnp.broadcast_to(s.step, (b,))), active.astype(jnp.int32))
+
+    def ranked(s, logits, active):
+        """k > 1: all positions in topk order (rank j = j-th most confident); the first k ranks are the
+        picks, each drawing with fold_in(image_key, step * k + j)."""
+        order = select_positions(logits, s.known, n)                         # (B, L) rank -> position
+        picked = (rank < k) & ~jnp.take_along_axis(s.known, order, 1) & active[:, None]
+        by_rank = jnp.take_along_axis(logits, order[..., None], 1)           # (B, L, K) in rank order
+        z = jax.lax.cond(one_pass, lambda: top_k_filter(by_rank, ONE_PASS_TOP_K),
+                         lambda: top_k_filter(by_rank, top_k))
+        draw = jax.vmap(lambda kb: jax.vmap(lambda i: jax.random.fold_in(kb, i))(s.step * k + rank))(s.keys)
+        t = jax.vmap(jax.vmap(jax.random.categorical))(draw, z / temperature).astype(jnp.int32)  # (B, L)
+        # Back to position order; picks of one pass are distinct positions, so writes never collide.
+        inv = jnp.zeros_like(order).at[rows, order].set(rank)                # position -> rank
+        # Fill records in topk order; unpicked ranks go to slot L, which the scatter drops.
+        slot = jnp.where(picked, s.num_done[:, None] + jnp.cumsum(picked, 1) - 1, n)
+        put = lambda a, v: a.at[rows, slot].set(v, mode="drop")
+        return (jnp.take_along_axis(picked, inv, 1), jnp.take_along_axis(t, inv, 1),
+                put(s.fill_positions, order), put(s.fill_tokens, t),
+                put(s.fill_iteration, jnp.broadcast_to(s.step, (b, n))), jnp.sum(picked, 1, dtype=jnp.int32))
+
     def body(s: SamplingState) -> SamplingState:
         active = jnp.any(~s.known, axis=-1)                                  # (B,)
         logits = sampler.apply(sampler_vars, s.sequence)                     # (B, L, K)
-        p = select_position(logits, s.known)                                 # (B,)
-        z = top_k_filter(logits[rows, p], top_k) / temperature               # (B, K)
-        step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(s.keys, s.step)
-        t = jax.vmap(jax.random.categorical)(step_keys, z).astype(jnp.int32)  # (B,)
-        e = _embed(codec, codec_vars, t)                                     # (B, C)
-        hit = active[:, None] & (jnp.arange(n)[None, :] == p[:, None])       # (B, L)
-        col = jnp.arange(n)[None, :] == s.step
+        hit, t_pos, fill_p, fill_t, fill_i, n_picked = jax.lax.cond(
+            k == 1, one_per_pass, ranked, s, logits, active)                 # hit, t_pos: (B, L)
+        e = _embed(codec, codec_vars, t_pos)                                 # (B, L, C)
         if on_step is not None:
             jax.debug.callback(on_step, s.step + 1)
         return s.replace(
-            sequence=jnp.where(hit[..., None], e[:, None, :], s.sequence),
+            sequence=jnp.where(hit[..., None], e, s.sequence),
             known=s.known | hit,
-            tokens=jnp.where(hit, t[:, None], s.tokens),
-            fill_positions=jnp.where(col & active[:, None], p[:, None], s.fill_positions),
-            fill_tokens=jnp.where(col & active[:, None], t[:, None], s.fill_tokens),
+            tokens=jnp.where(hit, t_pos, s.tokens),
+            fill_positions=fill_p,
+            fill_tokens=fill_t,
+            fill_iteration=fill_i,
+            num_done=s.num_done + n_picked,
             step=s.step + 1,
         )
 
     s = jax.lax.while_loop(cond, body, state)
+    num_filled = jnp.sum(~known0, axis=-1).astype(jnp.int32)
+    sequence = s.sequence
+    # content_generate's one-pass branch: content_feat <- E[content_token] for the whole sequence.
+    sequence = jnp.where(one_pass & (num_filled > 0)[:, None, None], _embed(codec, codec_vars, s.tokens), sequence)
     return {
         "input_feature": f,
         "input_token": g["token"],
         "token_type": tt,
-        "generated_feature": s.sequence.reshape(b, h, w, c),
+        "generated_feature": sequence.reshape(b, h, w, c),
         "tokens": s.tokens,
         "fill_positions": s.fill_positions,
         "fill_tokens": s.fill_tokens,
-        "num_filled": jnp.sum(~known0, axis=-1).astype(jnp.int32),
+        "fill_iteration": s.fill_iteration,
+        "num_filled": num_filled,
         "num_iterations": s.step,
     }
+
+
+def iteration_table(fill_positions, fill_tokens, fill_iteration, num_token_per_iter: int,
+                    num_iterations: int) -> dict:
+    """Host-side view of the fill records per pass, as the original's topk picks: positions and
+    tokens (B, num_iterations, k) in topk order and the count filled per pass (B, num_iterations).
+    A pick that landed on an already-known (-inf) position, and every pass after an image finished,
+    is -1: such picks always rank after the unfilled ones, so the filled picks are a prefix."""
+    fp, ft, fi = (np.asarray(a) for a in (fill_positions, fill_tokens, fill_iteration))
+    b = fp.shape[0]
+    pos = np.full((b, num_iterations, num_token_per_iter), -1, np.int64)
+    tok = np.full_like(pos, -1)
+    count = np.zeros((b, num_iterations), np.int64)
+    for i in range(b):
+        for p, t, it in zip(fp[i], ft[i], fi[i]):
+            if it < 0:
+                continue
+            pos[i, it, count[i, it]] = p
+            tok[i, it, count[i, it]] = t
+            count[i, it] += 1
+    return {"iter_positions": pos, "iter_tokens": tok, "iter_num_filled": count}
 
 
 # -- FDM and decoding ----------------------------------------------------------------------------
 
 def inpaint(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, fdm, fdm_vars, image, mask, key, *,
-            top_k: int = 50, temperature: float = 1.0, use_fdm: bool = True, on_step=None) -> dict:
+            top_k: int = 50, num_token_per_iter=1, temperature: float = 1.0, use_fdm: bool = True,
+            on_step=None) -> dict:
     """InpaintingModel.sample: sample tokens, then FDM, then decode (spec §1.2).
 
     QV = F*(1-m) + G*m; V = QV + m*FDM([QV; m]) (m = masked_patch_idx); Y = decoder(post_quant_conv(V),
@@ -181,7 +275,8 @@ def inpaint(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, fdm, fdm_vars,
     (the decoded features V) and inpainted_image (B, H, W, 3).
     """
     out = sample_tokens(codec, codec_vars, sampler, sampler_vars, image, mask, key,
-                        top_k=top_k, temperature=temperature, on_step=on_step)
+                        top_k=top_k, num_token_per_iter=num_token_per_iter, temperature=temperature,
+                        on_step=on_step)
     f, gen = out["input_feature"], out["generated_feature"]
     m = masked_patch_index(mask, codec.patch_size)
     if use_fdm and fdm is not None:
@@ -201,8 +296,8 @@ def _split_keys(key: jax.Array, num: int, batch: int) -> jax.Array:
 
 
 def inpaint_samples(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, fdm, fdm_vars, image, mask,
-                    key, num_samples: int, *, top_k: int = 50, temperature: float = 1.0,
-                    use_fdm: bool = True, on_step=None) -> dict:
+                    key, num_samples: int, *, top_k: int = 50, num_token_per_iter=1,
+                    temperature: float = 1.0, use_fdm: bool = True, on_step=None) -> dict:
     """`num_samples` pluralistic results of every image as one program (vmap over per-sample keys).
     Every output gains a leading sample axis (N, B, ...). Sample s of image i depends only on image i's
     key (see `_split_keys`), so it is batch-independent like `inpaint`. Bad input (shapes, dtypes, NaN or
@@ -215,8 +310,25 @@ def inpaint_samples(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, fdm, f
                                    seq_len=getattr(sampler, "seq_len", None))
     keys = _split_keys(key, num_samples, image.shape[0])
     fn = functools.partial(inpaint, codec, codec_vars, sampler, sampler_vars, fdm, fdm_vars, image, mask,
-                           top_k=top_k, temperature=temperature, use_fdm=use_fdm, on_step=on_step)
+                           top_k=top_k, num_token_per_iter=num_token_per_iter, temperature=temperature,
+                           use_fdm=use_fdm, on_step=on_step)
     return jax.vmap(fn)(keys)
+
+
+@functools.partial(jax.jit, static_argnames=("codec", "sampler", "fdm", "num_samples", "top_k", "use_fdm",
+                                             "on_step"))
+def jit_inpaint_samples(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, fdm, fdm_vars, image, mask, key,
+                        num_samples: int, *, top_k: int = 50, num_token_per_iter=1, temperature=1.0,
+                        use_fdm: bool = True, on_step=None) -> dict:
+    """`inpaint_samples` compiled once per model definition, shapes and static settings (num_samples,
+    top_k, use_fdm, on_step): the variables, images, masks, keys, num_token_per_iter and temperature
+    are arguments, so new images, keys or weights of the same shapes reuse the program, and XLA never
+    sees the weights as constants. on_step must be the same function object across calls (a
+    module-level function) for the program to be reused."""
+    return inpaint_samples(codec, codec_vars, sampler, sampler_vars, fdm if use_fdm else None,
+                           fdm_vars if use_fdm else None, image, mask, key, num_samples, top_k=top_k,
+                           num_token_per_iter=num_token_per_iter, temperature=temperature, use_fdm=use_fdm,
+                           on_step=on_step)
 
 
 def composite(output: jax.Array, image: jax.Array, mask: jax.Array) -> jax.Array:

@@ -7,6 +7,9 @@ import os
 
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Commands called in-process (inpaint.main, train.main) would switch on the persistent compilation
+# cache in the user's home; tests that check the cache pass their own folder.
+os.environ.setdefault("FDM_JAX_COMPILATION_CACHE", "none")
 
 import jax  # noqa: E402
 

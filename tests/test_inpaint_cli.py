@@ -103,3 +103,75 @@ def test_end_to_end_with_an_fdm_jax_training_run(tmp_path, demo_run):
     assert rc == 0
     samples = [cv2.imread(str(tmp_path / "out" / f"sample_{k}.png")) for k in range(2)]
     assert all(s.shape == (64, 64, 3) for s in samples)  # the run's (tiny) model size, not paris' 256
+
+
+# -- sampling settings from the run's config, one compiled program --------------------------------
+
+def _spy(monkeypatch):
+    """Record the sampling settings `inpaint` passes to the compiled sampler; return grey samples
+    instead of compiling one program per top_k."""
+    import fdm_jax.sampling as sampling
+
+    calls = []
+
+    def spy(codec, cv, sampler, sv, fdm, fv, image, mask, key, num_samples, **kwargs):
+        calls.append(kwargs)
+        return {"inpainted_image": np.full((num_samples, *image.shape), 128.0, np.float32)}
+
+    monkeypatch.setattr(sampling, "jit_inpaint_samples", spy)
+    return calls
+
+
+def test_top_k_and_tokens_per_pass_come_from_the_config_unless_given(tmp_path, monkeypatch):
+    calls = _spy(monkeypatch)
+    image, _ = _image()
+    args = ["--checkpoint", "random", "--image", image, "--mask-ratio", "0.3"]
+    assert main([*args, "--config", "configs/demo.py", "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--config", "configs/demo.py", "--top-k", "3", "--num-token-per-iter", "4",
+                 "--out", str(tmp_path / "b")]) == 0
+    assert main([*args, "--config", TINY, "--out", str(tmp_path / "c")]) == 0
+    got = [(c["top_k"], int(c["num_token_per_iter"])) for c in calls]
+    assert got == [(2, 1), (3, 4), (50, 1)]  # demo.py's top_k 2; the command line wins; paris tiny's 50
+
+
+def test_compiled_once_across_images_and_seeds(tmp_path):
+    """A second image and seed with the same model reuse the compiled sampler: the weights, image, mask
+    and key are arguments, not constants of the program."""
+    import fdm_jax.sampling as sampling
+
+    args = ["--checkpoint", "random", "--config", TINY, "--mask-ratio", "0.3"]
+    first, second = _image("Places365_val_00000262")[0], _image("Places365_val_00000285")[0]
+    assert main([*args, "--image", first, "--seed", "1", "--out", str(tmp_path / "a")]) == 0
+    size = sampling.jit_inpaint_samples._cache_size()
+    assert main([*args, "--image", second, "--seed", "2", "--num-token-per-iter", "3",
+                 "--out", str(tmp_path / "b")]) == 0
+    assert sampling.jit_inpaint_samples._cache_size() == size
+
+
+def test_second_process_loads_compiled_programs_from_the_persistent_cache(tmp_path):
+    """The inpaint command sets up JAX's persistent compilation cache (--compilation-cache DIR, else
+    $FDM_JAX_COMPILATION_CACHE): a second process compiles nothing it can load, and `none` disables."""
+    import os
+
+    image, mask = _image()
+    cache = tmp_path / "cache"
+    script = ("import sys; from jax import monitoring; hits = []; "
+              "monitoring.register_event_listener(lambda n, **k: hits.append(n) if n.endswith('cache_hits') else None); "
+              "from fdm_jax.inpaint import main; rc = main(sys.argv[1:]); print('HITS', len(hits)); sys.exit(rc)")
+    # The tiny model's programs compile in under JAX's default 1 s threshold for writing an entry.
+    env = {**os.environ, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    env.pop("FDM_JAX_COMPILATION_CACHE", None)
+
+    def run(out, *flags, **extra):
+        r = subprocess.run([sys.executable, "-c", script, *_weights(), "--image", image, "--mask", mask,
+                            "--out", str(tmp_path / out), *flags], capture_output=True, text=True,
+                           env={**env, **extra})
+        assert r.returncode == 0, r.stderr
+        return int(r.stdout.split("HITS")[1].split()[0])
+
+    assert run("a", "--compilation-cache", str(cache)) == 0
+    entries = set(os.listdir(cache))
+    assert entries  # the first process wrote its programs
+    assert run("b", FDM_JAX_COMPILATION_CACHE=str(cache)) >= 1  # the variable names the folder; loads
+    assert set(os.listdir(cache)) == entries  # nothing compiled anew
+    assert run("c", "--compilation-cache", "none", FDM_JAX_COMPILATION_CACHE=str(cache)) == 0

@@ -11,7 +11,8 @@ import pytest
 from fdm_jax.models import FeatureDequantizer, FeatureSampler, PatchVQVAE
 from fdm_jax.parity import EXIT_OK, run_fixture
 from fdm_jax.parity.harness import compare, load_fixture
-from fdm_jax.sampling import composite, image_keys, inpaint, inpaint_samples, sample_tokens
+from fdm_jax.sampling import (composite, image_keys, inpaint, inpaint_samples, jit_inpaint_samples,
+                              sample_tokens)
 from shared_paths import fixtures_dir, require
 
 PUT = fixtures_dir() / "put_fdm"
@@ -21,11 +22,16 @@ PTHS = ("put_fdm_codec_fdm_tuning.pth", "put_fdm_transformer.pth")
 # -- (a) parity with the original ----------------------------------------------------------------
 
 @pytest.mark.parametrize("weights", [(), PTHS], ids=["params", "pth"])
-def test_sampling_fixture_passes(weights):
-    path = require(PUT / "sampling_greedy.npz")
+@pytest.mark.parametrize("fixture", ["sampling_greedy.npz", "sampling_greedy_k4.npz"])
+def test_sampling_fixture_passes(fixture, weights):
+    path = require(PUT / fixture)
     files = tuple(str(require(PUT / w)) for w in weights)
     status, rows, msg = run_fixture(path, files)
     assert rows, msg
+    # Every recorded output is compared, the iteration structure of num_token_per_iter > 1 included.
+    assert {r.name for r in rows} >= {"tokens", "fill_positions", "num_iterations"}
+    if "k4" in fixture:
+        assert {r.name for r in rows} >= {"fill_iteration", "iter_positions", "iter_tokens", "iter_num_filled"}
     bad = [f"{r.name}: err {r.error} > tol {r.tolerance} {r.note}" for r in rows if not r.ok]
     assert status == EXIT_OK and not bad, f"{msg}; {bad}"
 
@@ -186,6 +192,62 @@ def test_whole_loop_is_one_compiled_call():
     jax.block_until_ready((r1, r2))
     assert f._cache_size() == 1
     assert "while" in set(_primitives(jax.make_jaxpr(f)(i1, m1, jax.random.key(1)).jaxpr))
+
+
+# -- num_token_per_iter ---------------------------------------------------------------------------
+
+def test_num_token_per_iter_cuts_passes_without_recompiling():
+    """k tokens per pass: ceil(#masked / k) transformer passes, each filling k picks in topk order (the
+    last only the remainder); k is a traced argument, so changing it reuses the compiled program."""
+    codec, cv, sampler, sv, *_ = _models()
+    image, _ = _data(2, 12)
+    mask = np.ones((2, SIZE, SIZE, 1), np.float32)
+    mask[0, 2:30, 1:29] = 0  # holes over most patches, of different counts per image
+    mask[1, 5:23, 9:31] = 0
+    f = jax.jit(lambda x, m, key, k: sample_tokens(codec, cv, sampler, sv, x, m, key, top_k=1,
+                                                   num_token_per_iter=k))
+    one = _np(f(image, mask, jax.random.key(0), 1))
+    four = _np(f(image, mask, jax.random.key(0), 4))
+    every = _np(f(image, mask, jax.random.key(0), -1))
+    assert f._cache_size() == 1
+    filled = one["num_filled"]
+    assert filled.max() >= 8 and (filled == four["num_filled"]).all()
+    assert int(one["num_iterations"]) == filled.max()
+    assert int(four["num_iterations"]) == -(-filled.max() // 4)  # ~1/4 of the passes
+    assert int(every["num_iterations"]) == 1
+    # k = -1 is the original's one-pass branch: the whole sequence re-embedded from its tokens, so known
+    # patches hold their quantized codes there (and their unquantized features with k >= 1 < L).
+    emb = np.asarray(cv["codebook"]["quantizer"]["embedding"])
+    known = every["token_type"].reshape(2, -1) == 1
+    gen = every["generated_feature"].reshape(2, known.shape[1], -1)
+    np.testing.assert_array_equal(gen[known], emb[every["tokens"][known]])
+    assert (four["generated_feature"].reshape(gen.shape)[known] != gen[known]).any()
+    for i in range(2):
+        n = int(filled[i])
+        it = four["fill_iteration"][i, :n]
+        np.testing.assert_array_equal(it, np.arange(n) // 4)  # 4 per pass, the remainder in the last
+        assert (four["fill_iteration"][i, n:] == -1).all()
+        assert sorted(four["fill_positions"][i, :n]) == sorted(one["fill_positions"][i, :n])
+        np.testing.assert_array_equal(four["tokens"][i, four["fill_positions"][i, :n]], four["fill_tokens"][i, :n])
+    with pytest.raises(ValueError, match="num_token_per_iter"):
+        sample_tokens(codec, cv, sampler, sv, image, mask, jax.random.key(0), num_token_per_iter=0)
+
+
+def test_jitted_entry_compiles_once_for_new_images_keys_and_weights():
+    """jit_inpaint_samples takes the weights as arguments: new images, keys, weights (same shapes),
+    num_token_per_iter and temperature reuse one program, and the new weights are really used."""
+    codec, cv, sampler, sv, fdm, fv = _models()
+    run = lambda x, m, key, cv, sv, fv, k=1, t=1.0: _np(jit_inpaint_samples(
+        codec, cv, sampler, sv, fdm, fv, x, m, key, 2, top_k=3, num_token_per_iter=np.int32(k),
+        temperature=np.float32(t)))
+    (i1, m1), (i2, m2) = _data(2, 13), _data(2, 14)
+    run(i1, m1, jax.random.key(1), cv, sv, fv)
+    size = jit_inpaint_samples._cache_size()
+    shift = lambda tree: jax.tree_util.tree_map(lambda x: x + 0.01, tree)
+    a = run(i2, m2, jax.random.key(2), cv, sv, fv, k=2, t=0.5)
+    b = run(i2, m2, jax.random.key(2), shift(cv), shift(sv), shift(fv), k=2, t=0.5)
+    assert jit_inpaint_samples._cache_size() == size
+    assert (a["inpainted_image"] != b["inpainted_image"]).any()  # the weights are inputs, not constants
 
 
 # -- (e), (f) what is kept and what is pasted ----------------------------------------------------

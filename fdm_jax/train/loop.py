@@ -267,17 +267,20 @@ def write_inpainting_samples(config, run_root, *, num_images: int = 4, num_sampl
     + FDM) | original] for the first images of the training source (eval preprocessing: centre crop),
     with the fdm phase's masks at a fixed seed."""
     from fdm_jax.models import build_models
-    from fdm_jax.sampling import inpaint_samples
+    from fdm_jax.sampling import jit_inpaint_samples
     from fdm_jax.train.checkpointing import load_inference_variables
 
     variables, _ = load_inference_variables([run_root])
     models = build_models(config.model)
     source = build_source(config.data, "train")
     images, masks = eval_examples(config, source, range(min(num_images, len(source))), seed=seed)
-    out = jax.jit(lambda k: inpaint_samples(
+    # Weights as arguments of one cached program (closing over them made XLA fold them as constants).
+    out = jit_inpaint_samples(
         models["codec"], variables["codec"], models["sampler"], variables["sampler"], models["fdm"],
-        variables["fdm"], jnp.asarray(images), jnp.asarray(masks), k, num_samples,
-        top_k=int(config.sampling.top_k)))(jax.random.PRNGKey(seed))
+        variables["fdm"], jnp.asarray(images), jnp.asarray(masks), jax.random.PRNGKey(seed), num_samples,
+        top_k=int(config.sampling.top_k),
+        num_token_per_iter=np.int32(config.sampling.get("num_token_per_iter", 1)),
+        temperature=np.float32(config.sampling.get("temperature", 1.0)))
     samples = np.asarray(out["inpainted_image"])  # (N, B, H, W, 3)
     columns = {"masked input": images * masks}
     columns.update({f"sample {k}": samples[k] for k in range(num_samples)})

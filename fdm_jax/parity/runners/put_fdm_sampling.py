@@ -1,6 +1,7 @@
-"""Parity runner for the PUT + FDM inference fixture (shared/fixtures/put_fdm/sampling_greedy.npz):
-InpaintingModel.sample with greedy sampling (filter_ratio 1 -> top-1), the first step of a top-50 run,
-and the transformer's training forward."""
+"""Parity runner for the PUT + FDM inference fixtures (shared/fixtures/put_fdm/sampling_greedy.npz and
+sampling_greedy_k4.npz): InpaintingModel.sample with greedy sampling (filter_ratio 1 -> top-1) and
+meta.kwargs.num_token_per_iter tokens per pass (1 when absent), the first step of a top-50 run, and
+the transformer's training forward."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from fdm_jax.models import FeatureDequantizer
 from fdm_jax.parity.harness import Fixture, Weights, register
 from fdm_jax.parity.runners.put_fdm import codec_from_kwargs, nchw, nhwc, sampler_from_kwargs
 from fdm_jax.sampler_loss import masked_token_cross_entropy, sampler_training_inputs
-from fdm_jax.sampling import inpaint, select_position, top_k_filter
+from fdm_jax.sampling import inpaint, iteration_table, select_positions, top_k_filter
 
 R50_TOP_K = 50  # configs/paris/inpainting/task_config.yaml generate_config.filter_ratio
 
@@ -26,18 +27,24 @@ def run_inpainting(fx: Fixture, weights: Weights) -> dict:
     codec, sampler, fdm = models["codec"], models["sampler"], models["fdm"]
     image, mask = nhwc(fx.inputs["image"]), nhwc(fx.inputs["mask"])
 
-    # 1) model.sample with filter_ratio=1 (k = 1: greedy, so the key does not matter).
-    o = jax.jit(lambda cv, sv, fv, x, m: inpaint(codec, cv, sampler, sv, fdm, fv, x, m, jax.random.key(0),
-                                                 top_k=1))(v["codec"], v["sampler"], v["fdm"], image, mask)
+    per_iter = int(kw.get("num_token_per_iter", 1))
+
+    # 1) model.sample with filter_ratio=1 (k = 1: greedy, so the key does not matter); num_token_per_iter
+    #    is passed as a traced argument, as users' runs do.
+    o = jax.jit(lambda cv, sv, fv, x, m, n: inpaint(codec, cv, sampler, sv, fdm, fv, x, m, jax.random.key(0),
+                                                    top_k=1, num_token_per_iter=n))(
+        v["codec"], v["sampler"], v["fdm"], image, mask, np.int32(per_iter))
     n_iter = int(o["num_iterations"])
+    n_fill = int(np.max(o["num_filled"]))
     img = np.asarray(o["inpainted_image"])
     out = {
         "token_type": nchw(o["token_type"]),
         "input_feature": nchw(o["input_feature"]),
         "input_token": np.asarray(o["input_token"]),
         "tokens": np.asarray(o["tokens"]),
-        "fill_positions": np.asarray(o["fill_positions"])[:, :n_iter],
-        "fill_tokens": np.asarray(o["fill_tokens"])[:, :n_iter],
+        "fill_positions": np.asarray(o["fill_positions"])[:, :n_fill],
+        "fill_tokens": np.asarray(o["fill_tokens"])[:, :n_fill],
+        "fill_iteration": np.asarray(o["fill_iteration"])[:, :n_fill],
         "num_iterations": np.asarray(n_iter),
         "generated_feature": nchw(o["generated_feature"]),
         "masked_patch_idx": nchw(o["masked_patch_idx"]),
@@ -45,6 +52,7 @@ def run_inpainting(fx: Fixture, weights: Weights) -> dict:
         "feature_after_fdm": nchw(o["feature_after_fdm"]),
         "inpainted_image": nchw(img),
         "inpainted_image_uint8": nchw(img.astype(np.uint8)),  # tensor2image: .to(torch.uint8) truncates
+        **iteration_table(o["fill_positions"], o["fill_tokens"], o["fill_iteration"], per_iter, n_iter),
     }
 
     # 2) the first get_sample_token call of a filter_ratio=50 run (both images unfinished).
@@ -52,16 +60,19 @@ def run_inpainting(fx: Fixture, weights: Weights) -> dict:
     seq = o["input_feature"].reshape(b, h * w, c)
     known = (o["token_type"] == 1).reshape(b, h * w)
     logits = sampler.apply(v["sampler"], seq)
-    p = select_position(logits, known)
-    filtered = top_k_filter(logits[jnp.arange(b), p], R50_TOP_K)[:, None]  # (B, 1, K)
+    p = select_positions(logits, known, per_iter)                                       # (B, k)
+    filtered = top_k_filter(jnp.take_along_axis(logits, p[..., None], 1), R50_TOP_K)  # (B, k, K)
     out.update({
         "r50_first_logits": np.asarray(logits),
-        "r50_first_index": np.asarray(p)[:, None],
+        "r50_first_index": np.asarray(p),
         "r50_first_filtered_logits": np.asarray(filtered),
         "r50_first_probs": np.asarray(jax.nn.softmax(filtered, axis=-1)),
     })
 
-    # 3) forward(name="transformer") with mask.bool() and torch.rand -> in/train_rand.
+    # 3) forward(name="transformer") with mask.bool() and torch.rand -> in/train_rand (only sampling_greedy
+    #    records it: it does not depend on num_token_per_iter).
+    if "train_rand" not in fx.inputs:
+        return out
     t = sampler_training_inputs(codec, v["codec"], image, mask > 0.5, rand=nhwc(fx.inputs["train_rand"])[..., 0],
                                 random_quantize=0.3)
     tl = sampler.apply(v["sampler"], t["features"])
