@@ -24,7 +24,7 @@ are pasted back by default (`paste_known=False` gives PUT's raw decoder output, 
 Randomness is explicit: `key` is a `jax.random.key`; the same key gives the same samples, and image
 i's samples do not depend on the batch it runs in. Parameters are arguments of one jitted program
 per model and setting (never closed over), so new images, keys and parameters of the same shapes
-reuse the compiled program.
+reuse the compiled program (`fdm_jax.sampling.jit_inpaint_samples`).
 
 The functional layer underneath is plain Flax: `model.models["codec"].apply(model.variables["codec"],
 ...)`, `fdm_jax.sampling.sample_tokens` / `inpaint_samples`, `fdm_jax.refine.refine`; all of them
@@ -34,7 +34,6 @@ compose with `jax.jit`, `jax.grad` and `jax.vmap` (examples in `notebooks/functi
 from __future__ import annotations
 
 import dataclasses
-import functools
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -121,23 +120,6 @@ def _to_uint8(x) -> np.ndarray:
 
 # -- PUT + FDM -----------------------------------------------------------------------------------
 
-@functools.partial(jax.jit,
-                   static_argnames=("codec", "sampler", "fdm", "num_samples", "top_k", "use_fdm", "paste_known"))
-def _inpaint_program(variables, image, mask, key, temperature, *, codec, sampler, fdm, num_samples, top_k,
-                     use_fdm, paste_known):
-    """One compiled program per (model definition, static setting); variables, images and keys are
-    arguments, so XLA never bakes weights in as constants."""
-    from fdm_jax.sampling import composite, inpaint_samples
-
-    out = inpaint_samples(codec, variables["codec"], sampler, variables["sampler"],
-                          fdm if use_fdm else None, variables["fdm"] if use_fdm else None,
-                          image, mask, key, num_samples, top_k=top_k, temperature=temperature, use_fdm=use_fdm)
-    samples = out["inpainted_image"]  # (N, B, H, W, 3)
-    if paste_known:
-        samples = composite(samples, image[None], mask[None])
-    return samples.swapaxes(0, 1)  # (B, N, H, W, 3)
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class PutFdm:
     """A PUT + FDM inpainting model: its config, Flax modules and variables (all plain data)."""
@@ -151,10 +133,13 @@ class PutFdm:
         return int(self.config.image_size)
 
     def inpaint(self, image, mask, *, key, num_samples: int = 1, top_k: int | None = None,
-                temperature: float | None = None, use_fdm: bool = True, paste_known: bool = True,
-                mask_polarity: str = "hole") -> np.ndarray:
-        """`num_samples` pluralistic inpaintings (module doc for inputs/outputs). top_k and
-        temperature default to the config's `sampling` values (paper: top-50, temperature 1)."""
+                num_token_per_iter: int | None = None, temperature: float | None = None, use_fdm: bool = True,
+                paste_known: bool = True, mask_polarity: str = "hole") -> np.ndarray:
+        """`num_samples` pluralistic inpaintings (module doc for inputs/outputs). top_k,
+        num_token_per_iter (tokens filled per transformer pass; -1 = all in one pass) and temperature
+        default to the config's `sampling` values (paper: top-50, 1 token per pass, temperature 1)."""
+        from fdm_jax.sampling import composite, jit_inpaint_samples
+
         x = prepare_image(image)
         single = np.asarray(image).ndim == 3
         s = self.image_size
@@ -170,16 +155,23 @@ class PutFdm:
         num_tokens = int(self.models["sampler"].num_tokens)
         if not 1 <= top_k <= num_tokens:
             raise InputError(f"top_k: {top_k}; expected 1..{num_tokens} (the number of token classes)")
+        k = int(sampling.get("num_token_per_iter", 1) if num_token_per_iter is None else num_token_per_iter)
+        if k == 0 or k < -1:
+            raise InputError(f"num_token_per_iter: {k}; expected a positive count or -1 (every patch in one pass)")
         temperature = float(sampling.get("temperature", 1.0) if temperature is None else temperature)
         if not (np.isfinite(temperature) and temperature > 0):
             raise InputError(f"temperature: {temperature}; expected a positive number")
         if not (hasattr(key, "dtype") and (jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
                                            or (key.dtype == jnp.uint32 and key.shape[-1:] == (2,)))):
             raise InputError("key: expected a JAX PRNG key, e.g. jax.random.key(0)")
-        out = _inpaint_program(self.variables, jnp.asarray(x), jnp.asarray(m), key, jnp.float32(temperature),
-                               codec=self.models["codec"], sampler=self.models["sampler"], fdm=self.models["fdm"],
-                               num_samples=int(num_samples), top_k=top_k, use_fdm=bool(use_fdm),
-                               paste_known=bool(paste_known))
+        img, msk = jnp.asarray(x), jnp.asarray(m)
+        v, models = self.variables, self.models
+        out = jit_inpaint_samples(models["codec"], v["codec"], models["sampler"], v["sampler"], models["fdm"],
+                                  v["fdm"], img, msk, key, int(num_samples), top_k=top_k, num_token_per_iter=k,
+                                  temperature=temperature, use_fdm=bool(use_fdm))["inpainted_image"]
+        if paste_known:
+            out = composite(out, img[None], msk[None])
+        out = np.asarray(out).swapaxes(0, 1)  # (N, B, ...) -> (B, N, H, W, 3)
         out = _to_uint8(out)
         return out[0] if single else out
 

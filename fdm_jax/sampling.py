@@ -77,18 +77,22 @@ class SamplingState:
 
 # -- the pieces of one step (also used by the parity runner on the first step) --------------------
 
+def confidence(logits: jax.Array, known: jax.Array) -> jax.Array:
+    """get_sample_token's fill priority: the max-over-classes logit per position, -inf where known.
+    logits (B, L, K), known (B, L) bool -> (B, L)."""
+    return jnp.where(known, -jnp.inf, jnp.max(logits, axis=-1))
+
+
 def select_position(logits: jax.Array, known: jax.Array) -> jax.Array:
-    """get_sample_token's position rule: argmax over unknown positions of the max-over-classes logit.
+    """get_sample_token's position rule: argmax over unknown positions of `confidence`.
     logits (B, L, K), known (B, L) bool -> (B,) int32 (0 when nothing is unknown)."""
-    conf = jnp.where(known, -jnp.inf, jnp.max(logits, axis=-1))
-    return jnp.argmax(conf, axis=-1).astype(jnp.int32)
+    return jnp.argmax(confidence(logits, known), axis=-1).astype(jnp.int32)
 
 
 def select_positions(logits: jax.Array, known: jax.Array, k: int) -> jax.Array:
     """get_sample_token with num_token_per_iter = k: torch.topk(conf, k) over positions, descending,
     conf = max-over-classes logit with known positions at -inf. -> (B, k) int32 (static k)."""
-    conf = jnp.where(known, -jnp.inf, jnp.max(logits, axis=-1))
-    return jax.lax.top_k(conf, k)[1].astype(jnp.int32)
+    return jax.lax.top_k(confidence(logits, known), k)[1].astype(jnp.int32)
 
 
 def top_k_filter(logits: jax.Array, k: int) -> jax.Array:

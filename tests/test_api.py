@@ -96,15 +96,15 @@ def test_every_accepted_form_gives_the_same_samples(tiny):
 
 
 def test_new_images_and_keys_reuse_the_compiled_program(tiny):
-    from fdm_jax.api import _inpaint_program
+    from fdm_jax.sampling import jit_inpaint_samples as program
 
     image, hole = _inputs()
     tiny.inpaint(image, hole, key=jax.random.key(0))
-    before = _inpaint_program._cache_size()
+    before = program._cache_size()
     tiny.inpaint(255 - image, ~hole, key=jax.random.key(1))
     other = fdm_jax.api.PutFdm(tiny.config, tiny.models, jax.tree.map(lambda x: x * 1.0, tiny.variables))
     other.inpaint(image, hole, key=jax.random.key(2))
-    assert _inpaint_program._cache_size() == before
+    assert program._cache_size() == before
 
 
 @pytest.mark.parametrize("image,mask,message", [
