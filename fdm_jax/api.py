@@ -134,10 +134,11 @@ class PutFdm:
 
     def inpaint(self, image, mask, *, key, num_samples: int = 1, top_k: int | None = None,
                 num_token_per_iter: int | None = None, temperature: float | None = None, use_fdm: bool = True,
-                paste_known: bool = True, mask_polarity: str = "hole") -> np.ndarray:
+                paste_known: bool = True, mask_polarity: str = "hole", progress: bool = False) -> np.ndarray:
         """`num_samples` pluralistic inpaintings (module doc for inputs/outputs). top_k,
         num_token_per_iter (tokens filled per transformer pass; -1 = all in one pass) and temperature
-        default to the config's `sampling` values (paper: top-50, 1 token per pass, temperature 1)."""
+        default to the config's `sampling` values (paper: top-50, 1 token per pass, temperature 1).
+        progress: a line before a first-call compilation and a bar over the filled patches (stderr)."""
         from fdm_jax.sampling import composite, jit_inpaint_samples
 
         x = prepare_image(image)
@@ -166,14 +167,68 @@ class PutFdm:
             raise InputError("key: expected a JAX PRNG key, e.g. jax.random.key(0)")
         img, msk = jnp.asarray(x), jnp.asarray(m)
         v, models = self.variables, self.models
-        out = jit_inpaint_samples(models["codec"], v["codec"], models["sampler"], v["sampler"], models["fdm"],
-                                  v["fdm"], img, msk, key, int(num_samples), top_k=top_k, num_token_per_iter=k,
-                                  temperature=temperature, use_fdm=bool(use_fdm))["inpainted_image"]
+        on_step = None
+        if progress:
+            from fdm_jax.compilation_cache import notice
+
+            signature = (id(jit_inpaint_samples), models["codec"], models["sampler"], img.shape, int(num_samples),
+                         top_k, bool(use_fdm))
+            if signature not in _COMPILED:
+                _COMPILED.add(signature)
+                notice(f"the PUT+FDM sampler for {img.shape[0]}x{s}x{s}, {num_samples} sample(s), top-{top_k}")
+            unknown = np.asarray(models["codec"].apply(v["codec"], msk, method=models["codec"].token_type) != 1)
+            total = int(unknown.reshape(unknown.shape[0], -1).sum(axis=1).max())  # the longest image's fills
+            _SamplingProgress.current = _SamplingProgress(total, int(num_samples), k)
+            on_step = _on_step
+        try:
+            out = jit_inpaint_samples(models["codec"], v["codec"], models["sampler"], v["sampler"], models["fdm"],
+                                      v["fdm"], img, msk, key, int(num_samples), top_k=top_k, num_token_per_iter=k,
+                                      temperature=temperature, use_fdm=bool(use_fdm),
+                                      on_step=on_step)["inpainted_image"]
+            out = jax.block_until_ready(out)
+        finally:
+            if _SamplingProgress.current is not None:
+                _SamplingProgress.current.close()
         if paste_known:
             out = composite(out, img[None], msk[None])
         out = np.asarray(out).swapaxes(0, 1)  # (N, B, ...) -> (B, N, H, W, 3)
         out = _to_uint8(out)
         return out[0] if single else out
+
+
+_COMPILED: set = set()  # sampler signatures this process has announced (progress=True)
+
+
+def _on_step(step):
+    """The compiled loop's progress callback: one module-level function, so the program is reused."""
+    if _SamplingProgress.current is not None:
+        _SamplingProgress.current.update(step)
+
+
+class _SamplingProgress:
+    """A tqdm bar over filled patches, fed from inside the compiled loop (jax.debug.callback) with the
+    number of finished passes; a pass fills up to num_token_per_iter patches."""
+
+    current = None
+
+    def __init__(self, total: int, num_samples: int, per_iter: int = 1):
+        import sys
+
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc=f"sampling {num_samples} sample(s): patches filled", unit="patch",
+                        file=sys.stderr)
+        self.total, self.per_iter, self.done = total, per_iter, 0
+
+    def update(self, step):
+        filled = self.total if self.per_iter == -1 else min(int(np.max(step)) * self.per_iter, self.total)
+        if filled > self.done:
+            self.bar.update(filled - self.done)
+            self.done = filled
+
+    def close(self):
+        self.bar.close()
+        _SamplingProgress.current = None
 
 
 # -- one-shot generators (Big-LaMa, TSGL) --------------------------------------------------------

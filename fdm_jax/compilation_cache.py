@@ -50,3 +50,16 @@ def add_argument(parser) -> None:
     parser.add_argument("--compilation-cache", metavar="DIR|none", default=None,
                         help=f"persistent compilation cache folder, or 'none' to disable (default: ${ENV}, "
                              f"else {default_dir()})")
+
+
+def notice(what: str) -> None:
+    """One line on stderr before a program's first compilation in this process, saying where the
+    compiled program is kept for the next process (or that nothing is kept)."""
+    import sys
+
+    import jax
+
+    where = (f"cached in {jax.config.jax_compilation_cache_dir} for next time"
+             if jax.config.jax_enable_compilation_cache and jax.config.jax_compilation_cache_dir
+             else "no persistent cache: --compilation-cache DIR keeps it for next time")
+    print(f"compiling {what} (first call; {where}) ...", file=sys.stderr, flush=True)

@@ -117,83 +117,30 @@ def _check_out(out) -> None:
 
 
 def run(args) -> Path:
+    """PUT + FDM through the Python API (fdm_jax.api): this command only reads files and writes them."""
     import jax
-    import jax.numpy as jnp
 
+    from fdm_jax.api import load
     from fdm_jax.image_io import write_image
-    from fdm_jax.model_loading import load_put_fdm
-    from fdm_jax.sampling import composite, jit_inpaint_samples
+    from fdm_jax.visualize import labelled_grid
 
     raw, raw_mask = _read_inputs(args)
-    config, models, variables = load_put_fdm(args.checkpoint, args.config)
-    image, mask = _prepare_inputs(args, config.image_size, raw, raw_mask)
-    img, msk = jnp.asarray(image)[None], jnp.asarray(mask)[None, ..., None]
-    total = int(np.asarray(models["codec"].apply(variables["codec"], msk, method=models["codec"].token_type) != 1).sum())
-
+    model = load(args.checkpoint, args.config)
+    image, mask = _prepare_inputs(args, model.image_size, raw, raw_mask)
     # The run's sampling settings unless given on the command line (the demo's sampler needs top_k 2).
-    s = config.get("sampling", {})
-    top_k = int(args.top_k if args.top_k is not None else s.get("top_k", 50))
-    per_iter = int(args.num_token_per_iter if args.num_token_per_iter is not None else s.get("num_token_per_iter", 1))
-    _check_sampling(top_k, per_iter, models["sampler"].num_tokens)
-    _progress.current = _progress(total, args.num_samples, per_iter)
-    # One compiled program per model and shapes; weights, image and key are arguments (no constants).
-    out = jit_inpaint_samples(
-        models["codec"], variables["codec"], models["sampler"], variables["sampler"],
-        None if args.no_fdm else models["fdm"], None if args.no_fdm else variables["fdm"],
-        img, msk, jax.random.key(args.seed), args.num_samples, top_k=top_k,
-        num_token_per_iter=np.int32(per_iter), temperature=np.float32(s.get("temperature", 1.0)),
-        use_fdm=not args.no_fdm, on_step=_on_step)
-    bar = _progress.current
-    samples = out["inpainted_image"][:, 0]  # (N, H, W, 3)
-    if args.paste_known:
-        samples = composite(samples, img, msk)
-    samples = np.asarray(samples)
-    bar.close()
-
+    samples = model.inpaint(image.astype(np.uint8), mask, key=jax.random.key(args.seed), num_samples=args.num_samples,
+                            top_k=args.top_k, num_token_per_iter=args.num_token_per_iter, use_fdm=not args.no_fdm,
+                            paste_known=args.paste_known, mask_polarity="known", progress=True)
     out_dir = Path(args.out)
     masked = image * mask[..., None]
     write_image(out_dir / "masked_input.png", masked)
     for k, s in enumerate(samples):
         write_image(out_dir / f"sample_{k}.png", s)
-    write_image(out_dir / "grid.png", np.concatenate([image, masked, *samples], axis=1))
+    tag = "" if args.no_fdm else " (FDM)"
+    grid = labelled_grid([[image, masked, *samples]],
+                         col_labels=["input", "masked input"] + [f"sample {k}{tag}" for k in range(len(samples))])
+    write_image(out_dir / "grid.png", grid)
     return out_dir
-
-
-def _check_sampling(top_k: int, per_iter: int, num_tokens: int) -> None:
-    if not 1 <= top_k <= num_tokens:
-        raise ValueError(f"top_k {top_k}: expected 1 <= top_k <= {num_tokens} (the sampler's classes)")
-    if per_iter == 0 or per_iter < -1:
-        raise ValueError(f"num_token_per_iter {per_iter}: expected >= 1, or -1 for all in one pass")
-
-
-def _on_step(step):
-    """The compiled loop's progress callback: one module-level function, so the program is reused."""
-    if _progress.current is not None:
-        _progress.current.update(step)
-
-
-class _progress:
-    """A tqdm bar over filled patches, fed from inside the compiled loop (jax.debug.callback) with the
-    number of finished passes; a pass fills up to num_token_per_iter patches."""
-
-    current = None
-
-    def __init__(self, total: int, num_samples: int, per_iter: int = 1):
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=total, desc=f"sampling {num_samples} sample(s): patches filled", unit="patch",
-                        file=sys.stderr)
-        self.total, self.per_iter, self.done = total, per_iter, 0
-
-    def update(self, step):
-        filled = self.total if self.per_iter == -1 else min(int(np.max(step)) * self.per_iter, self.total)
-        if filled > self.done:
-            self.bar.update(filled - self.done)
-            self.done = filled
-
-    def close(self):
-        self.bar.close()
-        _progress.current = None
 
 
 def run_generator(args) -> Path:

@@ -32,10 +32,14 @@ def test_end_to_end_with_converted_weights(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "patches filled" in r.stderr  # the progress bar
+    assert "compiling the PUT+FDM sampler" in r.stderr  # said before the first compilation
     s0, s1 = cv2.imread(str(out / "sample_0.png")), cv2.imread(str(out / "sample_1.png"))
     assert s0.shape == (64, 64, 3) and not np.array_equal(s0, s1)  # two different samples
+    # grid.png: input | masked input | 2 samples, labelled above; the cells are the written PNGs.
     grid = cv2.imread(str(out / "grid.png"))
-    assert grid.shape == (64, 64 * 4, 3)
+    assert grid.shape[0] > 64 and grid.shape[1] >= 64 * 4
+    assert np.array_equal(grid[-4 - 64:-4, -4 - 64:-4], s1)
+    assert (grid[:grid.shape[0] - 64 - 8] < 128).any()  # label text above the images
     # --paste-known: known pixels are the (resized) input exactly.
     masked = cv2.imread(str(out / "masked_input.png"))
     known = masked.sum(-1) > 0
