@@ -251,7 +251,7 @@ class Generator:
     def variables(self):
         return self.generator.variables
 
-    def inpaint(self, image, mask, *, refine: bool = False, mask_polarity: str = "hole",
+    def inpaint(self, image, mask, *, refine: bool = False, mask_polarity: str = "hole", progress: bool = False,
                 **refine_overrides) -> np.ndarray:
         """(H, W, 3) or (B, H, W, 3) uint8 results with the known pixels of the input.
         refine (lama, tsgl_lama): multiscale feature refinement; refine_overrides (n_iters, lr,
@@ -264,7 +264,7 @@ class Generator:
         if refine and self.name not in ("lama", "tsgl_lama"):
             raise InputError(f"refine=True needs a front/rear model (lama, tsgl_lama), not {self.name}")
         out = np.stack([gi.inpaint(self.generator, xi.astype(np.uint8), mi[..., 0], refine=refine,
-                                   refine_overrides=refine_overrides) for xi, mi in zip(x, m)])
+                                   refine_overrides=refine_overrides, progress=progress) for xi, mi in zip(x, m)])
         out = _to_uint8(out)
         return out[0] if single else out
 

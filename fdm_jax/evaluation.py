@@ -245,6 +245,9 @@ class PutFdmInpainter:
                                        num_token_per_iter=per_iter, use_fdm=use_fdm)["inpainted_image"]
 
             fn = self._compiled[num_samples] = jax.jit(run)
+            from fdm_jax.compilation_cache import notice
+
+            notice(f"the PUT+FDM sampler for batches of {len(images)}, {num_samples} sample(s)")
         out = fn(self.variables, jnp.asarray(images, jnp.float32), jnp.asarray(masks, jnp.float32), keys)
         return np.asarray(out)
 

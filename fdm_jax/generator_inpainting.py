@@ -86,7 +86,7 @@ def _random_init(model, name: str):
     return _init(model, jax.random.PRNGKey(0), x, one, x, one, one)
 
 
-def inpaint(gen: Generator, image: np.ndarray, known: np.ndarray, *, refine: bool = False,
+def inpaint(gen: Generator, image: np.ndarray, known: np.ndarray, *, refine: bool = False, progress: bool = False,
             refine_overrides: dict | None = None) -> np.ndarray:
     """image uint8 (H, W, 3), known float (H, W) with 1 = known -> float RGB [0, 255] result.
     `refine` (lama, tsgl_lama): multiscale feature refinement with the config's `refiner` settings
@@ -110,10 +110,10 @@ def inpaint(gen: Generator, image: np.ndarray, known: np.ndarray, *, refine: boo
         if gen.name == "tsgl_lama":
             from fdm_jax.models.tsgl_lama import front_rear
             settings["modulo"] = gen.model.modulo
-            out = refine_fn(front_rear(gen.model), gen.variables, img, msk, RefineConfig(**settings))
+            out = refine_fn(front_rear(gen.model), gen.variables, img, msk, RefineConfig(**settings), progress=progress)
         else:
             from fdm_jax.models.lama_generator import front_rear
-            out = refine_fn(front_rear(gen.model), gen.variables, img, msk, RefineConfig(**settings))
+            out = refine_fn(front_rear(gen.model), gen.variables, img, msk, RefineConfig(**settings), progress=progress)
         return np.asarray(out[0]) * 255.0
     if gen.name == "lama":
         out = _lama_predict(gen.model, gen.variables, img, msk)
@@ -144,11 +144,13 @@ def _tsgl_lama(gen: Generator, image: np.ndarray, known: np.ndarray) -> np.ndarr
 
 
 def _medfe(gen: Generator, image: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """TSGL_MEDFE/test at 256x256: [-1, 1] image, edges/gray with the uint8 wrap-around of its pipeline.
-    Its texture input is an RTV-smoothed image the repository does not compute; a Gaussian blur
-    (PIL GaussianBlur(2), the stand-in the fixtures use) takes its place, which degrades results."""
+    """TSGL_MEDFE/test at 256x256: [-1, 1] image, edges/gray with the uint8 wrap-around of its pipeline,
+    and the texture input of config.data.texture_source: 'rtv' (the original's: StructureFlow's
+    tsmooth of the image, fdm_jax.data.rtv) or 'gaussian' (PIL GaussianBlur, the named fallback the
+    fixtures and the ':tiny' CPU config use)."""
     from PIL import Image, ImageFilter
 
+    from fdm_jax.data import rtv
     from fdm_jax.data.structure import edge_and_gray, normalize_image
     from fdm_jax.image_io import InputError
 
@@ -156,7 +158,17 @@ def _medfe(gen: Generator, image: np.ndarray, known: np.ndarray) -> np.ndarray:
         raise InputError(f"--model tsgl_medfe works at 256x256 only (the original's fixed sizes); "
                          f"got {image.shape[1]}x{image.shape[0]}")
     edge, gray = edge_and_gray(image, wraparound=True)
-    texture = np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(2)))
+    data = gen.config.get("data", {})
+    source = data.get("texture_source", "gaussian")
+    if source == "rtv":
+        r = data.rtv
+        texture = rtv.rtv_uint8(np.ascontiguousarray(image, np.uint8), lam=float(r.lam), sigma=float(r.sigma),
+                                sharpness=float(r.sharpness), max_iter=int(r.max_iter), solver=str(r.solver))
+    elif source == "gaussian":
+        radius = float(data.get("texture_blur_radius", 2.0))
+        texture = np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(radius)))
+    else:
+        raise InputError(f"config data.texture_source {source!r}: expected 'rtv' or 'gaussian'")
     x, t = normalize_image(image)[None], normalize_image(texture)[None]
     k = known.astype(np.float32)[None, ..., None]
     out = _apply(gen.model, gen.variables, jnp.asarray(x), jnp.asarray(edge[None]), jnp.asarray(t),

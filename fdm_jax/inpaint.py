@@ -32,7 +32,8 @@ Other models (one deterministic result, sample_0.png, known pixels copied back a
                             original's defaults (--refine-n-iters, --refine-lr, --refine-min-side).
   --model tsgl_lama [--refine]  TSGL-LaMa (configs/tsgl_lama.py, .pth), own resolution, padded to 32.
   --model tsgl_medfe        TSGL-MEDFE (configs/tsgl_medfe.py, .pth), 256x256 images only; its texture
-                            input is a Gaussian-blur stand-in for the RTV image the original expects.
+                            input is the RTV image (tsmooth) as the original's, or the Gaussian-blur
+                            fallback where the config says texture_source 'gaussian' (':tiny').
 For these the mask must have the image's size (or use --mask-ratio).
 """
 
@@ -161,7 +162,7 @@ def run_generator(args) -> Path:
     gen = gi.load(args.model, args.checkpoint[0], args.config)
     overrides = {k: v for k, v in (("n_iters", args.refine_n_iters), ("lr", args.refine_lr),
                                    ("min_side", args.refine_min_side)) if v is not None}
-    result = gi.inpaint(gen, image, known, refine=args.refine, refine_overrides=overrides)
+    result = gi.inpaint(gen, image, known, refine=args.refine, refine_overrides=overrides, progress=True)
     out_dir = Path(args.out)
     masked = image.astype(np.float32) * known[..., None]
     write_image(out_dir / "masked_input.png", masked)

@@ -153,3 +153,29 @@ def test_full_image_fn_must_keep_the_image_size():
                        num_workers=0, example_fn=fn) as it:
         with pytest.raises(ValueError, match="full_image_fn: 'rtv' .* shape"):
             it.example(0, 0)
+
+
+def test_medfe_inference_takes_the_configs_texture_source(monkeypatch):
+    """inpaint --model tsgl_medfe feeds tsmooth's RTV image when the config says 'rtv' (the released
+    config) and the Gaussian fallback for 'gaussian' (':tiny')."""
+    import fdm_jax.data.rtv as rtv_mod
+    from fdm_jax import generator_inpainting as gi
+    from fdm_jax.config_loading import load_config
+
+    seen = {}
+    monkeypatch.setattr(gi, "_apply", lambda model, v, x, edge, t, gray, k: (seen.update(t=np.asarray(t)), x)[1])
+    calls = []
+    monkeypatch.setattr(rtv_mod, "rtv_uint8", lambda im, **kw: (calls.append(kw), np.full_like(im, 7))[1])
+    image = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    known = np.ones((256, 256), np.float32)
+    known[64:128, 64:128] = 0
+    for spec, expect_rtv in (("configs/tsgl_medfe.py", True), ("configs/tsgl_medfe.py:tiny", False)):
+        calls.clear()
+        gen = gi.Generator("tsgl_medfe", load_config(spec), None, None)
+        gi._medfe(gen, image, known)
+        assert bool(calls) == expect_rtv
+        if expect_rtv:
+            assert calls[0]["lam"] == 0.015 and calls[0]["sigma"] == 3.0 and calls[0]["solver"] == "pcg"
+            np.testing.assert_allclose(seen["t"], 7 / 127.5 - 1.0, atol=1e-6)  # the RTV image, normalised
+        else:
+            assert not np.allclose(seen["t"], 7 / 127.5 - 1.0)
