@@ -52,8 +52,8 @@ from fdm_jax.models.feature_dequantizer import apply_fdm
 from fdm_jax.models.patch_masks import UNMASKED, masked_patch_index
 
 __all__ = [
-    "SamplingState", "composite", "image_keys", "inpaint", "inpaint_samples", "iteration_table",
-    "jit_inpaint_samples",
+    "SamplingState", "composite", "confidence", "fill_step", "image_keys", "init_state", "inpaint",
+    "inpaint_samples", "iteration_table", "jit_inpaint_samples",
     "select_position", "select_positions", "sample_tokens", "top_k_filter",
 ]
 
@@ -127,38 +127,24 @@ def _check_num_token_per_iter(k):
         raise ValueError(f"num_token_per_iter must be >= 1 or -1 (all in one pass), got {k}")
 
 
-def sample_tokens(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, image, mask, key, *,
-                  top_k: int = 50, num_token_per_iter=1, temperature: float = 1.0, on_step=None) -> dict:
-    """InpaintingModel.content_generate as one `lax.while_loop`.
+def _pass_size(num_token_per_iter, n: int):
+    """(k, one_pass) as traced values: k tokens per pass; -1 or k >= L is the original's one-pass branch."""
+    k_req = jnp.asarray(num_token_per_iter, jnp.int32)
+    one_pass = (k_req == -1) | (k_req >= n)
+    return jnp.where(one_pass, n, jnp.maximum(k_req, 1)), one_pass
 
-    image (B, H, W, 3) in [0, 255]; mask (B, H, W, 1), 1 = known; key: one key or B keys (module doc).
-    top_k = 1 is greedy (deterministic); top_k is static (a shape). num_token_per_iter (k, module doc)
-    may be a traced int32 scalar: changing it does not recompile. Returns, per image:
-      input_feature (B, h, w, C)  F, unquantized features of the masked image
-      input_token (B, h, w)       the quantizer's dual-codebook indices of F
-      token_type (B, h, w)        1 known, 0 fully masked, 2 partly masked
-      generated_feature (B, h, w, C)  F at known patches, E[t] at filled patches
-      tokens (B, L) int32         input_token at known positions, the sampled token at filled ones
-      fill_positions, fill_tokens (B, L) int32  in fill order, -1 beyond the image's count
-      fill_iteration (B, L) int32 the pass (0-based) that filled each fill_positions entry, -1 beyond
-      num_filled (B,) int32       patches filled per image
-      num_iterations () int32     loop iterations (= max over images of ceil(num_filled / k); the
-                                  original's number of get_sample_token calls)
-    on_step: optional host function called with the finished step count after every iteration
-    (through `jax.debug.callback`, for progress bars); None compiles no callback.
-    """
-    _check_num_token_per_iter(num_token_per_iter)
+
+def init_state(codec: PatchVQVAE, codec_vars, image, mask, key) -> tuple[SamplingState, dict]:
+    """The sampling state before the first pass, and the codec's features of the masked image
+    (`get_features`: feature, token, token_type). image (B, H, W, 3) in [0, 255]; mask (B, H, W, 1),
+    1 = known; key: one key or B keys."""
     g = codec.apply(codec_vars, image, mask, method=PatchVQVAE.get_features)
     f, tt = g["feature"], g["token_type"]
     b, h, w, c = f.shape
     n = h * w
-    known0 = (tt == UNMASKED).reshape(b, n)
-    k_req = jnp.asarray(num_token_per_iter, jnp.int32)
-    one_pass = (k_req == -1) | (k_req >= n)
-    k = jnp.where(one_pass, n, jnp.maximum(k_req, 1))
     state = SamplingState(
         sequence=f.reshape(b, n, c),
-        known=known0,
+        known=(tt == UNMASKED).reshape(b, n),
         tokens=g["token"].reshape(b, n).astype(jnp.int32),
         fill_positions=jnp.full((b, n), -1, jnp.int32),
         fill_tokens=jnp.full((b, n), -1, jnp.int32),
@@ -167,11 +153,19 @@ def sample_tokens(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, image, m
         step=jnp.zeros((), jnp.int32),
         keys=image_keys(key, b),
     )
+    return state, g
+
+
+def fill_step(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, s: SamplingState, *, top_k: int = 50,
+              num_token_per_iter=1, temperature=1.0) -> SamplingState:
+    """One pass of the sampler (get_sample_token + the feature update of content_generate): one
+    transformer forward over the sequence, then the num_token_per_iter most confident unfilled
+    positions each draw a token from the top-K filtered softmax and take its codebook feature.
+    A pure function of the state: jit it, or `vmap` it over states; `sample_tokens` loops it."""
+    b, n, _ = s.sequence.shape
+    k, one_pass = _pass_size(num_token_per_iter, n)
     rows = jnp.arange(b)[:, None]
     rank = jnp.arange(n, dtype=jnp.int32)
-
-    def cond(s: SamplingState):
-        return jnp.any(~s.known)
 
     def one_per_pass(s, logits, active):
         """k = 1 (the paper's setting): the most confident position only; the same draws as `ranked`
@@ -205,26 +199,58 @@ def sample_tokens(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, image, m
                 put(s.fill_positions, order), put(s.fill_tokens, t),
                 put(s.fill_iteration, jnp.broadcast_to(s.step, (b, n))), jnp.sum(picked, 1, dtype=jnp.int32))
 
-    def body(s: SamplingState) -> SamplingState:
-        active = jnp.any(~s.known, axis=-1)                                  # (B,)
-        logits = sampler.apply(sampler_vars, s.sequence)                     # (B, L, K)
-        hit, t_pos, fill_p, fill_t, fill_i, n_picked = jax.lax.cond(
-            k == 1, one_per_pass, ranked, s, logits, active)                 # hit, t_pos: (B, L)
-        e = _embed(codec, codec_vars, t_pos)                                 # (B, L, C)
-        if on_step is not None:
-            jax.debug.callback(on_step, s.step + 1)
-        return s.replace(
-            sequence=jnp.where(hit[..., None], e, s.sequence),
-            known=s.known | hit,
-            tokens=jnp.where(hit, t_pos, s.tokens),
-            fill_positions=fill_p,
-            fill_tokens=fill_t,
-            fill_iteration=fill_i,
-            num_done=s.num_done + n_picked,
-            step=s.step + 1,
-        )
+    active = jnp.any(~s.known, axis=-1)                                      # (B,)
+    logits = sampler.apply(sampler_vars, s.sequence)                         # (B, L, K)
+    hit, t_pos, fill_p, fill_t, fill_i, n_picked = jax.lax.cond(
+        k == 1, one_per_pass, ranked, s, logits, active)                     # hit, t_pos: (B, L)
+    e = _embed(codec, codec_vars, t_pos)                                     # (B, L, C)
+    return s.replace(
+        sequence=jnp.where(hit[..., None], e, s.sequence),
+        known=s.known | hit,
+        tokens=jnp.where(hit, t_pos, s.tokens),
+        fill_positions=fill_p,
+        fill_tokens=fill_t,
+        fill_iteration=fill_i,
+        num_done=s.num_done + n_picked,
+        step=s.step + 1,
+    )
 
-    s = jax.lax.while_loop(cond, body, state)
+
+def sample_tokens(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, image, mask, key, *,
+                  top_k: int = 50, num_token_per_iter=1, temperature: float = 1.0, on_step=None) -> dict:
+    """InpaintingModel.content_generate as one `lax.while_loop` of `fill_step` from `init_state`.
+
+    image (B, H, W, 3) in [0, 255]; mask (B, H, W, 1), 1 = known; key: one key or B keys (module doc).
+    top_k = 1 is greedy (deterministic); top_k is static (a shape). num_token_per_iter (k, module doc)
+    may be a traced int32 scalar: changing it does not recompile. Returns, per image:
+      input_feature (B, h, w, C)  F, unquantized features of the masked image
+      input_token (B, h, w)       the quantizer's dual-codebook indices of F
+      token_type (B, h, w)        1 known, 0 fully masked, 2 partly masked
+      generated_feature (B, h, w, C)  F at known patches, E[t] at filled patches
+      tokens (B, L) int32         input_token at known positions, the sampled token at filled ones
+      fill_positions, fill_tokens (B, L) int32  in fill order, -1 beyond the image's count
+      fill_iteration (B, L) int32 the pass (0-based) that filled each fill_positions entry, -1 beyond
+      num_filled (B,) int32       patches filled per image
+      num_iterations () int32     loop iterations (= max over images of ceil(num_filled / k); the
+                                  original's number of get_sample_token calls)
+    on_step: optional host function called with the finished step count after every iteration
+    (through `jax.debug.callback`, for progress bars); None compiles no callback.
+    """
+    _check_num_token_per_iter(num_token_per_iter)
+    state, g = init_state(codec, codec_vars, image, mask, key)
+    f, tt = g["feature"], g["token_type"]
+    b, h, w, c = f.shape
+    known0 = state.known
+    _, one_pass = _pass_size(num_token_per_iter, h * w)
+
+    def body(s: SamplingState) -> SamplingState:
+        s = fill_step(codec, codec_vars, sampler, sampler_vars, s, top_k=top_k,
+                      num_token_per_iter=num_token_per_iter, temperature=temperature)
+        if on_step is not None:
+            jax.debug.callback(on_step, s.step)
+        return s
+
+    s = jax.lax.while_loop(lambda s: jnp.any(~s.known), body, state)
     num_filled = jnp.sum(~known0, axis=-1).astype(jnp.int32)
     sequence = s.sequence
     # content_generate's one-pass branch: content_feat <- E[content_token] for the whole sequence.

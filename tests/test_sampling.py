@@ -309,3 +309,25 @@ def test_same_samples_on_one_and_eight_devices():
     eight = _np(jax.jit(run)(jax.device_put(image, data), jax.device_put(mask, data)))
     np.testing.assert_array_equal(one["tokens"], eight["tokens"])
     np.testing.assert_allclose(one["inpainted_image"], eight["inpainted_image"], atol=1e-3)
+
+
+@pytest.mark.parametrize("per_iter", [1, 3])
+def test_fill_step_is_the_loops_pass(per_iter):
+    """The public single pass, jitted and called from Python until every patch is known, gives the
+    same tokens, fill order and passes as `sample_tokens`' while_loop."""
+    from fdm_jax.sampling import fill_step, init_state
+
+    codec, cv, sampler, sv, _, _ = _models()
+    image, mask = _data(2, 5)
+    key = jax.random.key(11)
+    ref = jax.jit(lambda i, m, k: sample_tokens(codec, cv, sampler, sv, i, m, k, top_k=5,
+                                                num_token_per_iter=per_iter))(image, mask, key)
+    state, _ = init_state(codec, cv, image, mask, key)
+    step = jax.jit(lambda s: fill_step(codec, cv, sampler, sv, s, top_k=5, num_token_per_iter=per_iter))
+    passes = 0
+    while not bool(np.all(np.asarray(state.known))):
+        state = step(state)
+        passes += 1
+    assert passes == int(ref["num_iterations"]) > 1
+    for name in ("tokens", "fill_positions", "fill_tokens", "fill_iteration"):
+        np.testing.assert_array_equal(np.asarray(getattr(state, name)), np.asarray(ref[name]), err_msg=name)
