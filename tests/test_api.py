@@ -19,9 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _readme_block() -> str:
+    """Every python block of the README's "Python API" section, in order."""
     text = (ROOT / "README.md").read_text()
-    section = text.split("## Python API", 1)[1]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    section = text.split("## Python API", 1)[1].split("\n## ", 1)[0]
+    return "\n".join(re.findall(r"```python\n(.*?)```", section, re.S))
 
 
 def _photo(tmp_path, size=None, name="photo.png"):
@@ -59,6 +60,15 @@ def test_readme_example_runs(tmp_path, demo_run):
     assert result.shape == photo.shape and result.dtype == np.uint8
     assert np.abs(result[~hole].astype(int) - photo[~hole].astype(int)).max() <= 1
     assert result[hole].std() > 0
+    # The functional layer: tokens, one pass of the sampler, vmap over keys, grad of the refinement loss.
+    assert ns["tokens"].shape == (1, 8, 8)
+    state = ns["state"]
+    assert int(state.step) == 1 and int(state.num_done[0]) == 1
+    many = np.asarray(ns["many"])
+    assert many.shape == (4, 1, 64, 64, 3) and len({m.tobytes() for m in many}) == 4
+    grad = jax.tree.leaves(ns["grad"])
+    assert len(grad) == 2 and all(np.isfinite(np.asarray(g)).all() for g in grad)
+    assert sum(float(np.abs(np.asarray(g)).sum()) for g in grad) > 0
 
 
 @pytest.fixture(scope="module")
