@@ -851,29 +851,14 @@ def _write_grid(out: Path, buckets, assignment, names, num_samples: int, rows: i
 
 def _write_plots(out: Path, results: dict) -> list[Path]:
     """metrics.png: every metric of the table against the hole-ratio bucket (one panel per metric)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from fdm_jax.visualize import panel_plot
 
     labels = list(results["buckets"])
-    metrics = [m for m in results["metrics"]
-               if any(results["buckets"][b]["metrics"].get(m) is not None for b in labels)]
-    if not metrics:
+    values = {m: [results["buckets"][b]["metrics"].get(m) for b in labels] for m in results["metrics"]}
+    panels = {_TITLES.get(m, m): (list(range(len(labels))), v) for m, v in values.items()
+              if any(x is not None for x in v)}
+    if not panels:
         return []
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), dpi=100, squeeze=False)
-    x = np.arange(len(labels))
-    for ax, m in zip(axes[0], metrics):
-        ys = [results["buckets"][b]["metrics"].get(m) for b in labels]
-        ys = [np.nan if v is None else v for v in ys]
-        ax.plot(x, ys, marker="o", label=results.get("method", "ours"))
-        ax.set_title(_TITLES.get(m, m))
-        ax.set_xticks(x)
-        ax.set_xticklabels([results["buckets"][b]["title"] for b in labels], rotation=30, ha="right")
-        ax.set_xlabel("hole ratio")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = out / "metrics.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return [path]
+    return [panel_plot(panels, out / "metrics.png", xlabel="hole ratio", max_cols=len(panels),
+                       xticklabels=[results["buckets"][b]["title"] for b in labels],
+                       label=results.get("method"))]

@@ -3,7 +3,8 @@ commands write (training sample grids, `inpaint`'s grid.png, `evaluate`'s plots)
 
     grid = labelled_grid([[image, masked, s0, s1]], col_labels=["input", "masked input", "sample 0",
                          "sample 1"], row_labels=["FDM"])          # uint8 (H', W', 3)
-    line_plot({"LPIPS": (buckets, values)}, "hole ratio", "LPIPS", "lpips.png")
+    panel_plot({"LPIPS": (range(3), values), "FID": (range(3), fids)}, "metrics.png", xlabel="hole ratio",
+               xticklabels=["0-20 %", "20-40 %", "40-60 %"])
 """
 
 from __future__ import annotations
@@ -95,29 +96,36 @@ def labelled_grid(rows: Sequence[Sequence], col_labels: Sequence[str] | None = N
     return out
 
 
-def line_plot(series: Mapping[str, tuple[Sequence, Sequence]], xlabel: str, ylabel: str, path: str | Path,
-              title: str | None = None, xticklabels: Sequence[str] | None = None, logy: bool = False) -> Path:
-    """A PNG line plot of {name: (x, y)} (matplotlib, no display needed)."""
+def panel_plot(panels: Mapping[str, tuple[Sequence, Sequence]], path: str | Path, *, xlabel: str,
+               title: str | None = None, xticklabels: Sequence[str] | None = None, label: str | None = None,
+               max_cols: int = 4) -> Path:
+    """A PNG of small line plots, one panel per {panel title: (x, y)} (matplotlib, no display needed):
+    the training loss curves and evaluate's metric-per-bucket plot. A panel whose positive values
+    span more than 20x gets a log scale; None values are gaps."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=100)
-    for name, (x, y) in series.items():
-        ax.plot(np.asarray(x), np.asarray(y), marker="o" if len(x) < 30 else None, label=name)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if logy:
-        ax.set_yscale("log")
-    if xticklabels is not None:
-        ax.set_xticks(list(next(iter(series.values()))[0]))
-        ax.set_xticklabels(xticklabels, rotation=30, ha="right")
+    cols = max(1, min(max_cols, len(panels)))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), dpi=100, squeeze=False)
+    for ax, (name, (x, y)) in zip(axes.flat, panels.items()):
+        y = [np.nan if v is None else float(v) for v in y]
+        ax.plot(x, y, marker="o" if len(x) < 50 else None, label=label)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(xlabel, fontsize=8)
+        finite = [v for v in y if np.isfinite(v)]
+        if finite and min(finite) > 0 and max(finite) > 20 * min(finite):
+            ax.set_yscale("log")
+        if xticklabels is not None:
+            ax.set_xticks(list(x))
+            ax.set_xticklabels(xticklabels, rotation=30, ha="right", fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
     if title:
-        ax.set_title(title)
-    if len(series) > 1:
-        ax.legend()
-    ax.grid(alpha=0.3)
+        fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,18 @@ def code(*parts: str, tags: tuple[str, ...] = ()):
     return cell
 
 
+# A PUT + FDM checkpoint (CHECKPOINT, CONFIG from the parameters cell), or random tiny weights when the
+# checkpoint is missing: shared by the quickstart and the functional tour.
+LOAD_PUT_FDM = '''
+    ckpt = [repo_path(c) for c in CHECKPOINT] if isinstance(CHECKPOINT, (list, tuple)) else CHECKPOINT
+    if isinstance(ckpt, str) and ckpt != "random":
+        ckpt = repo_path(ckpt)
+        if not Path(ckpt).exists():
+            print(f"{ckpt} not found (run `python train.py` first): random tiny model, samples are noise")
+            ckpt, CONFIG = "random", "configs/paris.py:tiny"
+    model = fdm_jax.load(ckpt, config=repo_path(CONFIG) if CONFIG else None)
+'''
+
 SETUP = code('''
     # Setup. Colab (or any kernel without fdm_jax): clone the repository and install it.
     REPO_URL = "https://github.com/OWNER/REPO"  # <-- PLACEHOLDER: this project's GitHub URL
@@ -111,14 +123,7 @@ def quickstart():
         ''', tags=("parameters",)),
         PATHS,
         md("## Load the model"),
-        code('''
-            ckpt = [repo_path(c) for c in CHECKPOINT] if isinstance(CHECKPOINT, (list, tuple)) else CHECKPOINT
-            if isinstance(ckpt, str) and ckpt != "random":
-                ckpt = repo_path(ckpt)
-                if not Path(ckpt).exists():
-                    print(f"{ckpt} not found (run `python train.py` first): random tiny model, samples are noise")
-                    ckpt, CONFIG = "random", "configs/paris.py:tiny"
-            model = fdm_jax.load(ckpt, config=repo_path(CONFIG) if CONFIG else None)
+        code(LOAD_PUT_FDM, '''
             print(type(model).__name__, "at", model.image_size, "px; modules:", list(model.models))
         '''),
         md("## A photo and its mask (255 = hole)"),
@@ -217,13 +222,7 @@ def functional_tour():
             from fdm_jax.image_io import random_mask, read_image, resize_and_center_crop
             from fdm_jax.models.codec import PatchVQVAE
 
-            ckpt = [repo_path(c) for c in CHECKPOINT] if isinstance(CHECKPOINT, (list, tuple)) else CHECKPOINT
-            if isinstance(ckpt, str) and ckpt != "random":
-                ckpt = repo_path(ckpt)
-                if not Path(ckpt).exists():
-                    print(f"{ckpt} not found (run `python train.py` first): random tiny model")
-                    ckpt, CONFIG = "random", "configs/paris.py:tiny"
-            model = fdm_jax.load(ckpt, config=repo_path(CONFIG) if CONFIG else None)
+        ''', LOAD_PUT_FDM, '''
             codec, sampler, fdm = model.models["codec"], model.models["sampler"], model.models["fdm"]
             cv, sv, fv = model.variables["codec"], model.variables["sampler"], model.variables["fdm"]
             size, patch = model.image_size, codec.patch_size

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fdm_jax.visualize import PAD, labelled_grid, line_plot
+from fdm_jax.visualize import PAD, labelled_grid, panel_plot
 
 
 def test_cells_are_placed_unchanged_and_labels_are_drawn():
@@ -39,11 +39,11 @@ def test_errors():
         labelled_grid([[np.zeros((8, 8, 3)), np.zeros((9, 8, 3))]])
 
 
-def test_line_plot_writes_a_png(tmp_path):
+def test_panel_plot_writes_a_png(tmp_path):
     import cv2
 
-    path = line_plot({"LPIPS": ([0, 1, 2], [0.1, 0.2, 0.4])}, "hole ratio", "LPIPS", tmp_path / "p.png",
-                     xticklabels=["0-20%", "20-40%", "40-60%"])
+    path = panel_plot({"LPIPS": ([0, 1, 2], [0.1, 0.2, 0.4]), "FID": ([0, 1, 2], [10.0, None, 900.0])},
+                      tmp_path / "p.png", xlabel="hole ratio", xticklabels=["0-20%", "20-40%", "40-60%"])
     img = cv2.imread(str(path))
     assert img is not None and img.shape[0] > 100 and (img < 128).any()
 

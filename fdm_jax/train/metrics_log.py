@@ -97,10 +97,7 @@ def write_grid(path, columns: dict, max_rows: int = 8, title: str | None = None)
 def plot_metrics(path, out, keys: tuple[str, ...] | None = None) -> Path | None:
     """The loss curves of a run's `metrics.jsonl` as a PNG, one small panel per loss (every logged
     scalar whose name contains "loss", or `keys`); None when nothing was logged."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from fdm_jax.visualize import panel_plot
 
     rows = read_metrics(path) if Path(path).is_file() else []
     scalars = sorted({k for r in rows for k, v in r.items() if k not in ("step", "time") and isinstance(v, (int, float))})
@@ -112,22 +109,4 @@ def plot_metrics(path, out, keys: tuple[str, ...] | None = None) -> Path | None:
             series[k] = tuple(zip(*pts))
     if not series:
         return None
-    cols = min(4, len(series))
-    nrows = -(-len(series) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.6 * nrows), dpi=100, squeeze=False)
-    for ax, (k, (x, y)) in zip(axes.flat, series.items()):
-        ax.plot(x, y, marker="." if len(x) < 50 else None)
-        ax.set_title(k, fontsize=9)
-        ax.set_xlabel("step", fontsize=8)
-        if all(v > 0 for v in y) and max(y) > 20 * min(y):
-            ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(series):]:
-        ax.axis("off")
-    fig.suptitle(Path(path).parent.name)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return panel_plot(series, out, xlabel="step", title=Path(path).parent.name)
