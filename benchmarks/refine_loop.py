@@ -72,8 +72,7 @@ def main(argv=None) -> int:
 
     def fresh():
         z = jax.tree.map(jnp.copy, z0)
-        st = _adam(0.0).init(z)
-        st.hyperparams["learning_rate"] = jnp.asarray(0.002, jnp.float32)
+        st = _adam(jnp.asarray(0.002, jnp.float32)).init(z)
         return z, st
 
     def step_alone():

@@ -209,7 +209,7 @@ class PutFdmInpainter:
             raise EvaluationError(f"--top-k {self.top_k}: expected 1 <= top_k <= {num_tokens} (the sampler's classes)")
         self.size = int(config.image_size)
         self.name = name or ("PUT+FDM" if self.use_fdm else "PUT (no FDM)")
-        self._compiled: dict[int, Callable] = {}
+        self._compiled: set[int] = set()  # sample counts whose first compilation was announced
         self._digest: str | None = None
 
     @classmethod
@@ -229,26 +229,20 @@ class PutFdmInpainter:
         return preprocess_from_config(image, self.config.data.eval_preprocess)
 
     def sample(self, images, masks, keys, num_samples: int) -> np.ndarray:
-        import jax
         import jax.numpy as jnp
 
-        from fdm_jax.sampling import inpaint_samples
+        from fdm_jax.sampling import jit_inpaint_samples
 
-        fn = self._compiled.get(num_samples)
-        if fn is None:
-            m, use_fdm, top_k, per_iter = self.models, self.use_fdm, self.top_k, self.num_token_per_iter
-
-            def run(variables, images, masks, keys):
-                return inpaint_samples(m["codec"], variables["codec"], m["sampler"], variables["sampler"],
-                                       m["fdm"] if use_fdm else None, variables["fdm"] if use_fdm else None,
-                                       images, masks, keys, num_samples, top_k=top_k,
-                                       num_token_per_iter=per_iter, use_fdm=use_fdm)["inpainted_image"]
-
-            fn = self._compiled[num_samples] = jax.jit(run)
+        if num_samples not in self._compiled:  # the shared jitted sampler; say when it first compiles here
             from fdm_jax.compilation_cache import notice
 
+            self._compiled.add(num_samples)
             notice(f"the PUT+FDM sampler for batches of {len(images)}, {num_samples} sample(s)")
-        out = fn(self.variables, jnp.asarray(images, jnp.float32), jnp.asarray(masks, jnp.float32), keys)
+        m, v = self.models, self.variables
+        out = jit_inpaint_samples(m["codec"], v["codec"], m["sampler"], v["sampler"], m["fdm"], v["fdm"],
+                                  jnp.asarray(images, jnp.float32), jnp.asarray(masks, jnp.float32), keys,
+                                  num_samples, top_k=self.top_k, num_token_per_iter=self.num_token_per_iter,
+                                  use_fdm=self.use_fdm)["inpainted_image"]
         return np.asarray(out)
 
     def fingerprint(self) -> dict:

@@ -294,7 +294,7 @@ def refine_step(fr: FrontRear, variables, z, opt_state, targets: ScaleTargets):
     program per n_iters)."""
     (loss, (t1, t2, n1, n2, _)), grad = jax.value_and_grad(
         lambda zz: refinement_loss(fr, variables, zz, targets), has_aux=True)(z)
-    updates, opt_state = _adam(0.0).update(grad, opt_state, z)
+    updates, opt_state = _adam(0.0).update(grad, opt_state, z)  # the update reads lr from opt_state
     return optax.apply_updates(z, updates), opt_state, jnp.stack([loss, t1, t2]), jnp.stack([n1, n2])
 
 
@@ -332,8 +332,7 @@ def refine_scale(fr: FrontRear, variables, image_p, hole_p, prev, *, n_iters: in
     n_iters = int(n_iters)
     z, targets = prepare_scale(fr, variables, image_p, hole_p, prev, orig_hw=tuple(orig_hw))
     z0 = jax.tree.map(jnp.copy, z) if record else None
-    opt_state = _adam(0.0).init(z)
-    opt_state.hyperparams["learning_rate"] = jnp.asarray(lr, jnp.float32)
+    opt_state = _adam(jnp.asarray(lr, jnp.float32)).init(z)  # lr lives in the state, a traced value
     stats, counts, z_it1 = [], [], None
     for i in range(n_iters - 1):
         z, opt_state, st, ct = refine_step(fr, variables, z, opt_state, targets)
