@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from fdm_jax.models.normalization import (SN_COLLECTION, SN_EPS, l2_normalize, power_iteration,  # noqa: F401
+from fdm_jax.nn.normalization import (SN_COLLECTION, SN_EPS, l2_normalize, power_iteration,  # noqa: F401
                                           spectral_norm_vectors, spectral_sigma, weight_matrix)
 
 LEAKY_SLOPE = 0.2  # networks.py: nn.LeakyReLU(0.2, inplace=True)

@@ -32,7 +32,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from fdm_jax.models.layers import Conv2d as TorchInitConv2d
+from fdm_jax.nn.layers import Conv2d as TorchInitConv2d
 from fdm_jax.models.spade import BatchNorm, Conv2d, SNConv2d, SN_COLLECTION
 
 MEDFE_HOLE_WEIGHT = 5.0  # train.py: 5 * l1(output * (1 - mask), image * (1 - mask))

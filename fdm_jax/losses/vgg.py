@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fdm_jax.convert.put_fdm import ConversionError, abstract_variables, convert_with
-from fdm_jax.models.layers import Conv2d
+from fdm_jax.nn.layers import Conv2d
 from fdm_jax.weights import load_numpy_pickle
 
 VGG19_BLOCKS = (2, 2, 4, 4, 4)

@@ -11,7 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from fdm_jax.models.layers import Conv2d
+from fdm_jax.nn.layers import Conv2d
 from fdm_jax.models.patch_decoder import PatchDecoder
 from fdm_jax.models.patch_encoder import PatchEncoder
 from fdm_jax.models.patch_masks import token_type as pixel_token_type

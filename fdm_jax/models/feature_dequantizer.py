@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from fdm_jax.models.layers import Conv2d, ConvResBlock
+from fdm_jax.nn.layers import Conv2d, ConvResBlock
 
 
 class FeatureDequantizer(nn.Module):

@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from fdm_jax.models.layers import Linear
+from fdm_jax.nn.layers import Linear
 
 # transformer.py:_init_weights: Linear weights N(0, 0.02), biases 0; pos_emb zeros.
 _linear_init = nn.initializers.normal(0.02)

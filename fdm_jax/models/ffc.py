@@ -30,8 +30,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from fdm_jax.models.layers import Conv2d, torch_uniform_init
-from fdm_jax.models.normalization import BN_MOMENTUM, batch_statistics
+from fdm_jax.nn.layers import Conv2d, torch_uniform_init
+from fdm_jax.nn.normalization import BN_MOMENTUM, batch_statistics
 
 Split = tuple[jax.Array, Optional[jax.Array]]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
-from fdm_jax.models.layers import Conv2d, ConvResBlock, ConvTranspose2d
+from fdm_jax.nn.layers import Conv2d, ConvResBlock, ConvTranspose2d
 from fdm_jax.models.patch_masks import nearest_downsample
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import flax.linen as nn
 
-from fdm_jax.models.layers import Linear, LinearResBlock, patchify
+from fdm_jax.nn.layers import Linear, LinearResBlock, patchify
 
 
 class PatchEncoder(nn.Module):

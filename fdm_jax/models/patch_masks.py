@@ -9,7 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from fdm_jax.models.layers import block_reduce
+from fdm_jax.nn.layers import block_reduce
 
 # token_type values (modeling/utils/misc.py:get_token_type)
 FULLY_MASKED = 0

@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from fdm_jax.models.normalization import (BN_MOMENTUM, SN_COLLECTION, SN_EPS, batch_statistics,  # noqa: F401
+from fdm_jax.nn.normalization import (BN_MOMENTUM, SN_COLLECTION, SN_EPS, batch_statistics,  # noqa: F401
                                           spectral_norm_vectors)
 
 INIT_STD = 0.02  # model.py BaseNetwork.init_weights(init_type='normal', gain=0.02)
