@@ -1,4 +1,4 @@
-"""Cost of Big-LaMa with and without multiscale feature refinement (fdm_jax.refine) on whatever device
+"""Cost of Big-LaMa with and without multiscale feature refinement (fdm_jax.lama.refine) on whatever device
 runs it.
 
 Per square size S (default 512, 1024, 2048) and mode:
@@ -59,9 +59,9 @@ import numpy as np  # noqa: E402
 
 from fdm_jax.config_loading import load_config, split_spec  # noqa: E402
 from fdm_jax.data import lama_masks  # noqa: E402
-from fdm_jax.models.lama_generator import (FFCResNetGenerator, count_parameters, front_rear, predict,  # noqa: E402
+from fdm_jax.lama.generator import (FFCResNetGenerator, count_parameters, front_rear, predict,  # noqa: E402
                                            random_variables)
-from fdm_jax.refine import RefineConfig, _adam, prepare_scale, pyramid_sizes, refine, refine_step  # noqa: E402
+from fdm_jax.lama.refine import RefineConfig, _adam, prepare_scale, pyramid_sizes, refine, refine_step  # noqa: E402
 
 DEFAULT_IMAGE = REPO_ROOT.parent / "shared" / "data" / "images" / "sun_hays80" / "img_001.jpg"
 PAPER_REFERENCE = {
@@ -226,7 +226,7 @@ def main(argv=None) -> int:
     config = load_config(args.config)
     model = FFCResNetGenerator(**config.model)
     report = {
-        "benchmark": "Big-LaMa plain vs multiscale feature refinement (fdm_jax.refine)",
+        "benchmark": "Big-LaMa plain vs multiscale feature refinement (fdm_jax.lama.refine)",
         "config": args.config, "remat": bool(args.remat), "precision": args.precision,
         "image": args.image, "num_params": count_parameters(model), "device": device_info(),
         "weights": "random (numpy fill of jax.eval_shape(init)); weights do not change the cost",

@@ -1,5 +1,5 @@
 """What one refinement iteration costs: the donated step called alone, the same step inside
-`fdm_jax.refine.refine_scale`'s Python loop, and the former design (a `lax.fori_loop` over the same
+`fdm_jax.lama.refine.refine_scale`'s Python loop, and the former design (a `lax.fori_loop` over the same
 step inside one jitted program), on one refined level of Big-LaMa.
 
     python benchmarks/refine_loop.py --config configs/big_lama.py --size 512 --iters 2,6
@@ -29,8 +29,8 @@ import jax.numpy as jnp  # noqa: E402
 from jax import lax  # noqa: E402
 
 from fdm_jax.config_loading import load_config  # noqa: E402
-from fdm_jax.models.lama_generator import FFCResNetGenerator, front_rear, random_variables  # noqa: E402
-from fdm_jax.refine import _adam, prepare_scale, refine_scale, refine_step  # noqa: E402
+from fdm_jax.lama.generator import FFCResNetGenerator, front_rear, random_variables  # noqa: E402
+from fdm_jax.lama.refine import _adam, prepare_scale, refine_scale, refine_step  # noqa: E402
 
 
 @functools.partial(jax.jit, static_argnames=("fr", "n"))

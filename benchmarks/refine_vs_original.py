@@ -8,7 +8,7 @@ refined pyramid level (rear forward + backward + Adam on the featuremap).
 
 The original's generator is built from its big-lama.yaml arguments with random weights (torch seed 0);
 its state_dict goes through this project's converter, so both sides compute with the same tensors.
-Each side runs one refined level (`refinement._infer` / `fdm_jax.refine.refine_scale`) at --size,
+Each side runs one refined level (`refinement._infer` / `fdm_jax.lama.refine.refine_scale`) at --size,
 given the same lower-resolution result; per-iteration cost = (time with n_hi Adam steps - time with
 n_lo) / (n_hi - n_lo), which cancels the front and the last forward. Ratio = original / ours (> 1:
 ours is faster). Writes benchmarks/results/refine_vs_original_<size>_<threads>t.json.
@@ -73,8 +73,8 @@ def main(argv=None) -> int:
 
     from fdm_jax.config_loading import load_config
     from fdm_jax.convert.lama import load_generator
-    from fdm_jax.models.lama_generator import FFCResNetGenerator, front_rear
-    from fdm_jax.refine import refine_scale
+    from fdm_jax.lama.generator import FFCResNetGenerator, front_rear
+    from fdm_jax.lama.refine import refine_scale
 
     n_lo, n_hi = (int(v) for v in args.iters.split(","))
     torch.manual_seed(0)

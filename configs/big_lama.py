@@ -20,7 +20,7 @@ Commands with this port:
     python benchmarks/refine.py --config configs/big_lama.py --sizes 512,1024,2048
     python benchmarks/refine.py --config configs/big_lama.py:tiny --sizes 256 --n-iters 3   # CI size
   Weights: fdm_jax.convert.lama.load_generator("big-lama/models/best.ckpt", model) reads the Lightning
-  checkpoint without torch. Parameter count: fdm_jax.models.lama_generator.count_parameters
+  checkpoint without torch. Parameter count: fdm_jax.lama.generator.count_parameters
   (50,975,875 trainable for this config; spec lama_refiner_spec.md §1.8).
 
 Variants (`get_config(arg)`, or `configs/big_lama.py:tiny`):

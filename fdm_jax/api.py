@@ -28,7 +28,7 @@ reuse the compiled program (`fdm_jax.sampling.jit_inpaint_samples`).
 
 The functional layer underneath is plain Flax: `model.models["codec"].apply(model.variables["codec"],
 ...)`, the sampler's single pass `fdm_jax.sampling.fill_step` (from `init_state`), `sample_tokens` /
-`inpaint` / `inpaint_samples`, and the refinement's `fdm_jax.refine.refinement_loss` (targets from
+`inpaint` / `inpaint_samples`, and the refinement's `fdm_jax.lama.refine.refinement_loss` (targets from
 `prepare_scale`); all compose with `jax.jit`, `jax.grad` and `jax.vmap` (one example each in the
 README's "Python API" section, run by tests/test_api.py; more in notebooks/functional_tour.ipynb).
 """

@@ -35,7 +35,7 @@ def _init(model, key, *inputs):
 
 @functools.partial(jax.jit, static_argnums=0)
 def _lama_predict(model, variables, image, mask):
-    from fdm_jax.models.lama_generator import predict
+    from fdm_jax.lama.generator import predict
 
     return predict(model, variables, image, mask)
 
@@ -58,7 +58,7 @@ def load(name: str, checkpoint: str, config_spec: str | None = None) -> Generato
     config = load_config(config_spec or DEFAULT_CONFIGS[name])
     if name == "lama":
         from fdm_jax.convert.lama import load_generator
-        from fdm_jax.models.lama_generator import FFCResNetGenerator, random_variables
+        from fdm_jax.lama.generator import FFCResNetGenerator, random_variables
 
         if config.get("model_name") != "lama":
             raise ValueError(f"--config {config_spec}: not a Big-LaMa config (model_name {config.get('model_name')!r})")
@@ -103,7 +103,7 @@ def inpaint(gen: Generator, image: np.ndarray, known: np.ndarray, *, refine: boo
     img = jnp.asarray(image, jnp.float32)[None] / 255.0
     msk = jnp.asarray(known, jnp.float32)[None, ..., None]
     if refine:
-        from fdm_jax.refine import RefineConfig, refine as refine_fn
+        from fdm_jax.lama.refine import RefineConfig, refine as refine_fn
 
         settings = dict(gen.config.get("refiner", {}))
         settings.update(refine_overrides or {})
@@ -112,7 +112,7 @@ def inpaint(gen: Generator, image: np.ndarray, known: np.ndarray, *, refine: boo
             settings["modulo"] = gen.model.modulo
             out = refine_fn(front_rear(gen.model), gen.variables, img, msk, RefineConfig(**settings), progress=progress)
         else:
-            from fdm_jax.models.lama_generator import front_rear
+            from fdm_jax.lama.generator import front_rear
             out = refine_fn(front_rear(gen.model), gen.variables, img, msk, RefineConfig(**settings), progress=progress)
         return np.asarray(out[0]) * 255.0
     if gen.name == "lama":

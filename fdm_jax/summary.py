@@ -76,8 +76,8 @@ def main(argv=None) -> int:
 
 def _summary_lama(config) -> int:
     """Big-LaMa (configs/big_lama.py): the FFC generator split at the refinement's front/rear."""
-    from fdm_jax.models.lama_generator import FFCResNetGenerator
-    from fdm_jax.models.lama_generator import count_parameters as lama_count
+    from fdm_jax.lama.generator import FFCResNetGenerator
+    from fdm_jax.lama.generator import count_parameters as lama_count
 
     counts = lama_count(FFCResNetGenerator(**config.model))
     ref = config.reference.get("parameters")

@@ -189,7 +189,7 @@ def functional_tour():
             {BADGE.format(url=COLAB.format(name="functional_tour"))}
 
             Underneath `fdm_jax.load` are plain Flax modules (`model.models`) with their variables
-            (`model.variables`) and pure functions (`fdm_jax.sampling`, `fdm_jax.refine`). This notebook
+            (`model.variables`) and pure functions (`fdm_jax.sampling`, `fdm_jax.lama.refine`). This notebook
             encodes images to tokens, looks at codebook usage, follows the sampler's fill order, takes
             `jax.grad` of the refinement loss with respect to the LaMa featuremap and `jax.vmap`s the
             sampler over keys.
@@ -361,7 +361,7 @@ def functional_tour():
         md('''
             ## `jax.grad` of the refinement loss with respect to the featuremap
 
-            Multiscale refinement (`fdm_jax.refine`) splits the LaMa generator at its bottleneck:
+            Multiscale refinement (`fdm_jax.lama.refine`) splits the LaMa generator at its bottleneck:
             `z = front(image, mask)`, `output = rear(z)`, and optimises `z` at each finer pyramid level with
             the pure `refinement_loss(fr, variables, z, targets)`: mean |rear(z) - image| over known pixels
             plus mean |pyrdown(rear(z)) - lower-level result| over the eroded hole. `prepare_scale` builds
@@ -370,7 +370,7 @@ def functional_tour():
         '''),
         code('''
             import optax
-            from fdm_jax.models.lama_generator import front_rear
+            from fdm_jax.lama.generator import front_rear
 
             lama_ckpt = repo_path(LAMA_CHECKPOINT) if LAMA_CHECKPOINT != "random" else "random"
             if lama_ckpt != "random" and not Path(lama_ckpt).exists():
@@ -384,7 +384,7 @@ def functional_tour():
             kn = jnp.asarray(cv2.resize(np.asarray(known[i0, ..., 0]), (LAMA_SIZE, LAMA_SIZE),
                                         interpolation=cv2.INTER_NEAREST))[None, ..., None]
 
-            from fdm_jax.refine import RefineConfig, prepare_scale, refine, refinement_loss
+            from fdm_jax.lama.refine import RefineConfig, prepare_scale, refine, refinement_loss
 
             # The lower pyramid level's result, as the refiner computes it (a 2-level pyramid).
             _, rec = refine(fr, lv, img, kn, RefineConfig(n_iters=2, min_side=LAMA_SIZE // 2), record=True)
@@ -431,7 +431,7 @@ def high_resolution():
 
             Big-LaMa is trained at 256 px; on a 1024 px photo its fills blur. Multiscale feature
             refinement (Kulshreshtha et al. 2022) runs it on an image pyramid and optimises the bottleneck
-            features at each finer level (`fdm_jax.refine`). Below: a `sun_hays80` photo, both results and
+            features at each finer level (`fdm_jax.lama.refine`). Below: a `sun_hays80` photo, both results and
             zoomed crops of the hole.
         '''),
         SETUP,
@@ -457,7 +457,7 @@ def high_resolution():
             import matplotlib.pyplot as plt
             import numpy as np
             from fdm_jax.image_io import read_image
-            from fdm_jax.refine import RefineConfig, pyramid_sizes
+            from fdm_jax.lama.refine import RefineConfig, pyramid_sizes
 
             ckpt = repo_path(CHECKPOINT) if CHECKPOINT != "random" else "random"
             if ckpt != "random" and not Path(ckpt).exists():

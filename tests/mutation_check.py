@@ -55,7 +55,7 @@ MUTATIONS = [
              "k = max(min(int(k) + 1, logits.shape[-1]), 1)",
              ("tests/test_sampling_distribution.py",)),
     Mutation("refinement_loss", "the refinement loss: term B ties the scale to the coarser result",
-             "fdm_jax/refine.py",
+             "fdm_jax/lama/refine.py",
              "return t1 + t2, (t1, t2, n1, n2, pred)",
              "return t1, (t1, t2, n1, n2, pred)",
              ("tests/test_refine.py::test_refine_fixture",)),

@@ -119,8 +119,8 @@ def test_row1_nan_or_inf_input_to_inpaint_samples_is_an_input_error(tiny_put):
 
 def test_row1_nan_input_to_refine_is_an_input_error():
     from fdm_jax.image_io import InputError
-    from fdm_jax.models.lama_generator import FrontRear
-    from fdm_jax.refine import RefineConfig, refine
+    from fdm_jax.lama.generator import FrontRear
+    from fdm_jax.lama.refine import RefineConfig, refine
 
     fr = FrontRear(lambda v, x, m: x * m, lambda v, z: z)  # any generator: the check is at the entry
     image = jnp.full((1, 16, 16, 3), 0.5)

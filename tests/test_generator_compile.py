@@ -5,7 +5,7 @@ import jax
 import numpy as np
 
 from fdm_jax import generator_inpainting as gi
-from fdm_jax.models.lama_generator import FFCResNetGenerator, random_variables
+from fdm_jax.lama.generator import FFCResNetGenerator, random_variables
 
 
 def test_lama_compiles_once_across_images_and_weights():

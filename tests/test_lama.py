@@ -12,8 +12,8 @@ from fdm_jax.convert import lama as conv
 from fdm_jax.convert.pth_reader import load_pth
 from fdm_jax.convert.put_fdm import ConversionError
 from fdm_jax.data import lama_masks
-from fdm_jax.models.ffc import FFC, FFCResnetBlock, FourierUnit
-from fdm_jax.models.lama_generator import (FFCResNetGenerator, count_parameters, front_rear,
+from fdm_jax.lama.ffc import FFC, FFCResnetBlock, FourierUnit
+from fdm_jax.lama.generator import (FFCResNetGenerator, count_parameters, front_rear,
                                            generator_input, predict, random_variables)
 from fdm_jax.parity.harness import EXIT_OK, load_fixture, run_fixture
 from fdm_jax.parity.runners.lama import generator_from_kwargs

@@ -1,4 +1,4 @@
-"""Multiscale feature refinement (fdm_jax.refine) against refinement.py of geomagical/lama-with-refiner@d4239d8."""
+"""Multiscale feature refinement (fdm_jax.lama.refine) against refinement.py of geomagical/lama-with-refiner@d4239d8."""
 
 import cv2
 import jax
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from fdm_jax.data import lama_masks
-from fdm_jax.models.lama_generator import FFCResNetGenerator, front_rear, random_variables
+from fdm_jax.lama.generator import FFCResNetGenerator, front_rear, random_variables
 from fdm_jax.parity.harness import EXIT_OK, load_fixture, run_fixture
-from fdm_jax.refine import (FrontRear, RefineConfig, erode, gaussian_blur, image_mask_pyramid, pyramid_sizes,
+from fdm_jax.lama.refine import (FrontRear, RefineConfig, erode, gaussian_blur, image_mask_pyramid, pyramid_sizes,
                             refine, resize_bilinear)
 from shared_paths import fixtures_dir, require, shared_dir
 
@@ -251,7 +251,7 @@ def test_benchmark_ci_size(tmp_path):
     assert by_mode["refine"]["rear_forwards"] == 3 and by_mode["refine"]["adam_steps"] == 2
     assert all(r["seconds_per_image"] > 0 and r["peak_bytes"] > 0 for r in by_mode.values())
     from fdm_jax.config_loading import load_config
-    from fdm_jax.models.lama_generator import count_parameters
+    from fdm_jax.lama.generator import count_parameters
 
     assert report["num_params"] == count_parameters(FFCResNetGenerator(**load_config("configs/big_lama.py:tiny").model))
 
@@ -259,7 +259,7 @@ def test_benchmark_ci_size(tmp_path):
 def test_new_lr_and_iteration_count_reuse_the_compiled_programs():
     """lr and n_iters are values: a second refinement of the same shapes with other settings (and new
     parameters of the same shapes) compiles nothing new; the settings still take effect."""
-    from fdm_jax import refine as R
+    from fdm_jax.lama import refine as R
 
     model, v = _tiny_model()
     fr = front_rear(model)
@@ -277,7 +277,7 @@ def test_new_lr_and_iteration_count_reuse_the_compiled_programs():
 
 def test_refinement_loss_is_a_pure_function_of_the_featuremap():
     """jax.grad of the public loss w.r.t. z equals the first Adam step's direction in `refine`."""
-    from fdm_jax.refine import prepare_scale, refinement_loss
+    from fdm_jax.lama.refine import prepare_scale, refinement_loss
 
     model, v = _tiny_model()
     fr = front_rear(model)

@@ -72,8 +72,8 @@ def test_front_rear_split_reproduces_the_original():
 
 @pytest.mark.slow
 def test_multiscale_refinement_runs_on_tsgl_lama():
-    """fdm_jax.refine through front_rear (edges recomputed per pyramid level on the host)."""
-    from fdm_jax.refine import RefineConfig, refine
+    """fdm_jax.lama.refine through front_rear (edges recomputed per pyramid level on the host)."""
+    from fdm_jax.lama.refine import RefineConfig, refine
 
     fx = load_fixture(require(TSGL / "tsgl_lama_generator_small.npz"))
     model = lama_from_kwargs(fx.kwargs)

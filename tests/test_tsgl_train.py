@@ -156,7 +156,7 @@ def test_train_phase_reduces_the_loss_checkpoints_and_resumes(variant, tmp_path)
 
 
 def test_ffc_batch_norm_train_mode_follows_pytorch():
-    """fdm_jax.models.ffc.TorchBatchNorm: eval = flax's BatchNorm on the same variables; train = batch
+    """fdm_jax.lama.ffc.TorchBatchNorm: eval = flax's BatchNorm on the same variables; train = batch
     statistics (biased variance) with PyTorch's running update (momentum 0.1, unbiased variance), and under
     a batch-sharded jit the statistics of the global batch."""
     import flax.linen as nn
@@ -164,7 +164,7 @@ def test_ffc_batch_norm_train_mode_follows_pytorch():
     import jax.numpy as jnp
     from jax.sharding import NamedSharding, PartitionSpec as P
 
-    from fdm_jax.models.ffc import TorchBatchNorm
+    from fdm_jax.lama.ffc import TorchBatchNorm
     from fdm_jax.train import data_mesh
 
     x = jax.random.normal(jax.random.key(0), (4, 3, 5, 2)) * 3.0 + 1.5

@@ -31,8 +31,8 @@ import numpy as np
 
 from fdm_jax.convert.pth_reader import PthFormatError, load_pth
 from fdm_jax.convert.put_fdm import ConversionError, convert_with
-from fdm_jax.models.ffc import FFCResnetBlock, FourierUnit
-from fdm_jax.models.lama_generator import FFCResNetGenerator
+from fdm_jax.lama.ffc import FFCResnetBlock, FourierUnit
+from fdm_jax.lama.generator import FFCResNetGenerator
 
 GENERATOR_PREFIX = "generator."  # trainers/base.py: BaseInpaintingTrainingModule.generator
 _LEAVES = {"kernel": "weight", "bias": "bias", "scale": "weight", "mean": "running_mean", "var": "running_var"}

@@ -94,7 +94,7 @@ def _resblock(p: list[str]) -> tuple[str, bool]:
 
 
 def _ffc_bn_act(p: list[str]) -> str:
-    """ffc.py FFC_BN_ACT as fdm_jax.models.ffc names it."""
+    """ffc.py FFC_BN_ACT as fdm_jax.lama.ffc names it."""
     match p:
         case ["ffc", ("convl2l" | "convl2g" | "convg2l") as c]:
             return f"ffc.{c}"

@@ -16,9 +16,9 @@ LaMa's FFC generator given two 5-level conv streams and a SPADE ResBlock after e
     H = 1 - M is the hole map (the original's 4th argument), M = 1 on known pixels.
 
 The FFC pieces (FFC_BN_ACT streams, the resblocks, the up path) are the project's Big-LaMa modules
-(fdm_jax.models.ffc, fdm_jax.models.lama_generator.FFCResNetGenerator.rear), so both generators share
+(fdm_jax.lama.ffc, fdm_jax.lama.generator.FFCResNetGenerator.rear), so both generators share
 one implementation of LaMa. `front`/`rear` split at the decoder input (L4_l, L4_g), like Big-LaMa's
-split before its resblocks, so multiscale refinement (fdm_jax.refine) runs on this model through
+split before its resblocks, so multiscale refinement (fdm_jax.lama.refine) runs on this model through
 `front_rear(model)`.
 
 Training-only: `with_structure_decoder=True` adds `up_high` (3 FFC resblocks + the same up path +
@@ -40,8 +40,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from fdm_jax.models.ffc import FFCBnAct, reflect_pad
-from fdm_jax.models.lama_generator import FFCResNetGenerator, FrontRear
+from fdm_jax.lama.ffc import FFCBnAct, reflect_pad
+from fdm_jax.lama.generator import FFCResNetGenerator, FrontRear
 from fdm_jax.models.spade import SPADE_HIDDEN, SPADEResnetBlock
 
 N_DOWNSAMPLING = 5  # model.py: `n_downsampling = 5` overrides the constructor argument
@@ -164,7 +164,7 @@ class TSGLLamaGenerator(nn.Module):
 
 @functools.lru_cache(maxsize=None)
 def front_rear(model: TSGLLamaGenerator, wraparound: bool = False) -> FrontRear:
-    """The refiner's view (fdm_jax.refine): front(variables, image, mask) -> z, rear(variables, z).
+    """The refiner's view (fdm_jax.lama.refine): front(variables, image, mask) -> z, rear(variables, z).
 
     `front` computes the Canny edge map and gray image of each (pyramid level's) image on the host
     with the original's recipe (fdm_jax.data.structure.structure_maps_jax; `wraparound` as there:

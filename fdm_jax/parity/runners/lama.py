@@ -8,10 +8,10 @@ import numpy as np
 
 from fdm_jax.convert import lama as conv
 from fdm_jax.data import lama_masks
-from fdm_jax.models.ffc import FFCResnetBlock, FourierUnit
-from fdm_jax.models.lama_generator import FFCResNetGenerator, front_rear
+from fdm_jax.lama.ffc import FFCResnetBlock, FourierUnit
+from fdm_jax.lama.generator import FFCResNetGenerator, front_rear
 from fdm_jax.parity.harness import Fixture, Weights, register
-from fdm_jax.refine import RefineConfig, refine
+from fdm_jax.lama.refine import RefineConfig, refine
 
 
 def nhwc(x) -> jnp.ndarray:

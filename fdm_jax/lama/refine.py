@@ -4,7 +4,7 @@ lama_refiner_spec.md §3).
 
     result = refine(front_rear(model), variables, image, mask)        # image (1,H,W,3), mask 1 = known
 
-`front_rear(model)` (fdm_jax.models.lama_generator) splits a LaMa generator; any other generator works
+`front_rear(model)` (fdm_jax.lama.generator) splits a LaMa generator; any other generator works
 through `FrontRear(front, rear)` with front(variables, image, mask) -> z (array or pytree) and
 rear(variables, z) -> image.
 
@@ -51,7 +51,7 @@ import numpy as np
 import optax
 from jax import lax
 
-from fdm_jax.models.lama_generator import FrontRear  # the split interface: front(v, image, mask), rear(v, z)
+from fdm_jax.lama.generator import FrontRear  # the split interface: front(v, image, mask), rear(v, z)
 
 EPS = 1e-8  # refinement.py: every threshold (mask >= eps, >= 1 - eps, > eps)
 
@@ -375,7 +375,7 @@ def refine(fr: FrontRear | Any, variables, image: jax.Array, mask: jax.Array,
 
     Args:
       fr: an object with `front(variables, image, mask) -> z` and `rear(variables, z) -> image`, e.g.
-        `fdm_jax.models.lama_generator.front_rear(model)`. Pass the same object every call so the
+        `fdm_jax.lama.generator.front_rear(model)`. Pass the same object every call so the
         per-scale programs compile once per shape.
       variables: the generator's variables ({'params', 'batch_stats'} for LaMa).
       image: (1, H, W, 3) float RGB in [0, 1], unpadded.

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from fdm_jax.models.ffc import FFCBnAct, FFCResnetBlock, ReflectConv, Split, batch_norm, reflect_pad
+from fdm_jax.lama.ffc import FFCBnAct, FFCResnetBlock, ReflectConv, Split, batch_norm, reflect_pad
 from fdm_jax.nn.layers import torch_uniform_init
 
 OUT_ACTIVATIONS = {"sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh, "none": lambda x: x}
