@@ -1,4 +1,4 @@
-"""CPU cost of the RTV structure image (fdm_jax.data.rtv.tsmooth, StructureFlow's tsmooth(img, 0.015, 3,
+"""CPU cost of the RTV structure image (fdm_jax.tsgl.rtv.tsmooth, StructureFlow's tsmooth(img, 0.015, 3,
 0.001, 3)), TSGL-MEDFE's texture input, on a real photograph at 256x256 and 512x512, both solver branches.
 
     python benchmarks/rtv.py [--sizes 256,512] [--solvers pcg,exact] [--repeats 3] [--out FILE.json]
@@ -26,7 +26,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fdm_jax.data import rtv  # noqa: E402
+from fdm_jax.tsgl import rtv  # noqa: E402
 
 IMAGE = ROOT.parent / "shared" / "data" / "images" / "sun_hays80" / "img_016.jpg"  # 1024x768 photograph
 

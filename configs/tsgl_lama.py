@@ -15,8 +15,8 @@ Commands with this port:
                print(tsgl_summary(load_config('configs/tsgl_lama.py')))"                   # params, GMACs vs paper
   Weights: fdm_jax.convert.tsgl.load_lama_generator('G_0.pth', build_generator(config.model)) reads the
   original DataParallel checkpoint without torch. Inference: the test pipeline (config.data.test) feeds
-  the [0, 1] image and Canny/gray of the raw bytes (fdm_jax.data.structure.edge_and_gray(...,
-  wraparound=False)); multiscale refinement runs through fdm_jax.models.tsgl_lama.front_rear(model).
+  the [0, 1] image and Canny/gray of the raw bytes (fdm_jax.tsgl.structure.edge_and_gray(...,
+  wraparound=False)); multiscale refinement runs through fdm_jax.tsgl.lama.front_rear(model).
 
 Variants (`get_config(arg)`, or `configs/tsgl_lama.py:tiny`):
     ''     the released model (ngf 64, max_features 256, 9 resblocks) at 512x512.
@@ -48,7 +48,7 @@ def get_config(arg=None):
 
     # ---------------------------------------------------------------- generator (FFCResNetGenerator)
     g = config.model = ml_collections.ConfigDict()
-    g.name = "tsgl_lama"  # fdm_jax.convert.tsgl.build_generator -> fdm_jax.models.tsgl_lama.TSGLLamaGenerator
+    g.name = "tsgl_lama"  # fdm_jax.convert.tsgl.build_generator -> fdm_jax.tsgl.lama.TSGLLamaGenerator
     g.ngf = 64  # test/model.py: FFCResNetGenerator(ngf=64) default; train.py/test.py call FFCResNetGenerator()
     g.max_features = 256  # test/model.py: max_features=256 default
     g.n_blocks = 9  # test/model.py: n_blocks=9 default (n_downsampling is forced to 5 inside)
@@ -92,7 +92,7 @@ def get_config(arg=None):
     c.training_only_prefixes = ("up_high.",)  # model.py: up_high, the structure decoder of the training loss
 
     # ---------------------------------------------------------------- training through fdm_jax's loop (train.py)
-    # fdm_jax.train.loop.train_phase with fdm_jax.train.tsgl_phase (make_phase dispatches on model_name):
+    # fdm_jax.train.loop.train_phase with fdm_jax.tsgl.phase (make_phase dispatches on model_name):
     #   python train.py --config configs/tsgl_lama.py:tiny --config.run.max_steps=3 --workdir runs/tsgl_tiny
     config.seed = 0  # this port: seeds the data order, crops, masks and initialisation
     config.phase = "generator"  # the one phase of TSGL (G and D each iteration); keys of config.train / config.masks

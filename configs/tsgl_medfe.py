@@ -16,8 +16,8 @@ Commands with this port:
                print(tsgl_summary(load_config('configs/tsgl_medfe.py')))"                  # params, GMACs
   Weights: fdm_jax.convert.tsgl.load_medfe_generator('G_0.pth', build_generator(config.model)).
   Inputs: image and RTV texture normalised to [-1, 1]; edge and gray from the WRAPPED uint8 image
-  (fdm_jax.data.structure.edge_and_gray(..., wraparound=True)), as the checkpoints were trained; mask
-  M = 1 on known pixels (fdm_jax.data.structure.known_mask).
+  (fdm_jax.tsgl.structure.edge_and_gray(..., wraparound=True)), as the checkpoints were trained; mask
+  M = 1 on known pixels (fdm_jax.tsgl.structure.known_mask).
 
 Variants (`get_config(arg)`, or `configs/tsgl_medfe.py:tiny`):
     ''     the released model (cnum 64, tdim 180, depths 2/2/6/6, 4 heads, window 8) at 256x256.
@@ -49,7 +49,7 @@ def get_config(arg=None):
 
     # ---------------------------------------------------------------- generator (test/model.py:Generator)
     g = config.model = ml_collections.ConfigDict()
-    g.name = "tsgl_medfe"  # fdm_jax.convert.tsgl.build_generator -> fdm_jax.models.tsgl_medfe.TSGLMedfeGenerator
+    g.name = "tsgl_medfe"  # fdm_jax.convert.tsgl.build_generator -> fdm_jax.tsgl.medfe.TSGLMedfeGenerator
     g.cnum = 64  # test/model.py Generator.__init__: cnum = 64
     g.tdim = 180  # test/model.py: tdim = 180
     g.num_heads = 4  # test/model.py: num_heads = 4
@@ -95,7 +95,7 @@ def get_config(arg=None):
     c.training_only_prefixes = ("en_high_6.", "en_high_7.", "de_high_")  # model.py: the structure decoder D_S
 
     # ---------------------------------------------------------------- training through fdm_jax's loop (train.py)
-    # fdm_jax.train.loop.train_phase with fdm_jax.train.tsgl_phase (make_phase dispatches on model_name):
+    # fdm_jax.train.loop.train_phase with fdm_jax.tsgl.phase (make_phase dispatches on model_name):
     #   python train.py --config configs/tsgl_medfe.py:tiny --config.run.max_steps=3 --workdir runs/tsgl_tiny
     config.seed = 0  # this port: seeds the data order, crops, masks and initialisation
     config.phase = "generator"  # the one phase of TSGL (G and D each iteration); keys of config.train / config.masks
@@ -103,12 +103,12 @@ def get_config(arg=None):
     cm.training_data(d, config.image_size)
     # data_root/train_name: the original's --dataset_dir is the RTV folder, RGB paths derived from it
     d.num_workers = 4  # train.py: DataLoader(num_workers=4)
-    # the texture input (fdm_jax.train.tsgl_phase): 'rtv' = the original's (README: StructureFlow's
+    # the texture input (fdm_jax.tsgl.phase): 'rtv' = the original's (README: StructureFlow's
     # generate_structure_images.m on the full image, then the loader crops it with the RGB image);
     # 'gaussian' = this port's fallback stand-in, PIL GaussianBlur(texture_blur_radius) of the crop
     d.texture_source = "rtv"
     d.texture_blur_radius = 2.0  # this port: the 'gaussian' stand-in (also the fixtures' raw_low)
-    rt = d.rtv = ml_collections.ConfigDict()  # fdm_jax.data.rtv.rtv_uint8
+    rt = d.rtv = ml_collections.ConfigDict()  # fdm_jax.tsgl.rtv.rtv_uint8
     # RenYurui/StructureFlow:scripts/matlab/generate_structure_images.m: tsmooth(image, 0.015, 3, 0.001, 3)
     rt.lam, rt.sigma, rt.sharpness, rt.max_iter = 0.015, 3.0, 0.001, 3
     rt.solver = "pcg"  # tsmooth.m: ichol + pcg(A, b, 0.1, 100) where ichol is a builtin (MATLAB); 'exact' = A\b

@@ -108,7 +108,7 @@ def inpaint(gen: Generator, image: np.ndarray, known: np.ndarray, *, refine: boo
         settings = dict(gen.config.get("refiner", {}))
         settings.update(refine_overrides or {})
         if gen.name == "tsgl_lama":
-            from fdm_jax.models.tsgl_lama import front_rear
+            from fdm_jax.tsgl.lama import front_rear
             settings["modulo"] = gen.model.modulo
             out = refine_fn(front_rear(gen.model), gen.variables, img, msk, RefineConfig(**settings), progress=progress)
         else:
@@ -130,7 +130,7 @@ def _pad(x: np.ndarray, modulo: int) -> np.ndarray:
 def _tsgl_lama(gen: Generator, image: np.ndarray, known: np.ndarray) -> np.ndarray:
     """TSGL_Lama/test: [0, 1] image, edges/gray of the [0, 1] pipeline (no wrap-around), tanh output,
     known pixels copied back."""
-    from fdm_jax.data.structure import edge_and_gray, to_unit_range
+    from fdm_jax.tsgl.structure import edge_and_gray, to_unit_range
 
     h, w = known.shape
     img_u8, k = _pad(image, gen.model.modulo), _pad(known.astype(np.float32), gen.model.modulo)
@@ -146,12 +146,12 @@ def _tsgl_lama(gen: Generator, image: np.ndarray, known: np.ndarray) -> np.ndarr
 def _medfe(gen: Generator, image: np.ndarray, known: np.ndarray) -> np.ndarray:
     """TSGL_MEDFE/test at 256x256: [-1, 1] image, edges/gray with the uint8 wrap-around of its pipeline,
     and the texture input of config.data.texture_source: 'rtv' (the original's: StructureFlow's
-    tsmooth of the image, fdm_jax.data.rtv) or 'gaussian' (PIL GaussianBlur, the named fallback the
+    tsmooth of the image, fdm_jax.tsgl.rtv) or 'gaussian' (PIL GaussianBlur, the named fallback the
     fixtures and the ':tiny' CPU config use)."""
     from PIL import Image, ImageFilter
 
-    from fdm_jax.data import rtv
-    from fdm_jax.data.structure import edge_and_gray, normalize_image
+    from fdm_jax.tsgl import rtv
+    from fdm_jax.tsgl.structure import edge_and_gray, normalize_image
     from fdm_jax.image_io import InputError
 
     if image.shape[:2] != (256, 256):

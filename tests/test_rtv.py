@@ -1,4 +1,4 @@
-"""RTV structure extraction (fdm_jax.data.rtv, StructureFlow tsmooth.m) against the original run in Octave
+"""RTV structure extraction (fdm_jax.tsgl.rtv, StructureFlow tsmooth.m) against the original run in Octave
 (shared/fixtures/tsgl/rtv_tsmooth.npz), its on-disk cache, and its place as TSGL-MEDFE's texture input."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fdm_jax.data import rtv
+from fdm_jax.tsgl import rtv
 from fdm_jax.parity.harness import EXIT_OK, load_fixture, run_fixture
 from fdm_jax.parity.runners.rtv import mean_abs_errors, run_tsmooth
 from shared_paths import fixtures_dir, require
@@ -86,9 +86,9 @@ def test_medfe_pipeline_uses_rtv_of_the_full_image_by_default(tmp_path):
     from fdm_jax.data.pipeline import TrainIterator
     from fdm_jax.data.preprocess import preprocess_from_config, preprocess_rng
     from fdm_jax.data.sources import ArrayImageSource
-    from fdm_jax.data.structure import normalize_image
+    from fdm_jax.tsgl.structure import normalize_image
     from fdm_jax.train.phases import example_fn
-    from fdm_jax.train.tsgl_phase import _blur_texture
+    from fdm_jax.tsgl.phase import _blur_texture
 
     config = load_config("configs/tsgl_medfe.py")
     assert config.data.texture_source == "rtv" and config.data.rtv.solver == "pcg"
@@ -123,7 +123,7 @@ def test_medfe_pipeline_uses_rtv_of_the_full_image_by_default(tmp_path):
 
 def test_gaussian_fallback_is_named_and_unknown_source_is_an_error():
     from fdm_jax.config_loading import load_config
-    from fdm_jax.train.tsgl_phase import structure_example_fn
+    from fdm_jax.tsgl.phase import structure_example_fn
 
     tiny = load_config("configs/tsgl_medfe.py:tiny")
     assert tiny.data.texture_source == "gaussian"
@@ -158,7 +158,7 @@ def test_full_image_fn_must_keep_the_image_size():
 def test_medfe_inference_takes_the_configs_texture_source(monkeypatch):
     """inpaint --model tsgl_medfe feeds tsmooth's RTV image when the config says 'rtv' (the released
     config) and the Gaussian fallback for 'gaussian' (':tiny')."""
-    import fdm_jax.data.rtv as rtv_mod
+    import fdm_jax.tsgl.rtv as rtv_mod
     from fdm_jax import generator_inpainting as gi
     from fdm_jax.config_loading import load_config
 

@@ -8,8 +8,8 @@ import pytest
 from fdm_jax.config_loading import load_config
 from fdm_jax.convert import tsgl as conv
 from fdm_jax.convert.put_fdm import ConversionError
-from fdm_jax.models.tsgl_lama import TSGLLamaGenerator
-from fdm_jax.models.tsgl_medfe import TSGLMedfeGenerator
+from fdm_jax.tsgl.lama import TSGLLamaGenerator
+from fdm_jax.tsgl.medfe import TSGLMedfeGenerator
 from fdm_jax.parity.harness import load_fixture
 from fdm_jax.parity.runners.tsgl import lama_from_kwargs, medfe_from_kwargs
 from shared_paths import fixtures_dir, require

@@ -1,4 +1,4 @@
-"""TSGL-LaMa generator (fdm_jax.models.tsgl_lama) against the original
+"""TSGL-LaMa generator (fdm_jax.tsgl.lama) against the original
 (shared/fixtures/tsgl/tsgl_lama_generator_small.npz + .pth), its front/rear split and refinement."""
 
 import math
@@ -10,7 +10,7 @@ import pytest
 
 from fdm_jax.convert import tsgl as conv
 from fdm_jax.convert.pth_reader import load_pth
-from fdm_jax.models.tsgl_lama import TSGLLamaGenerator, front_rear
+from fdm_jax.tsgl.lama import TSGLLamaGenerator, front_rear
 from fdm_jax.parity.harness import EXIT_OK, load_fixture, run_fixture
 from fdm_jax.parity.runners.tsgl import lama_from_kwargs
 from shared_paths import fixtures_dir, require

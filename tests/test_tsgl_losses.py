@@ -1,4 +1,4 @@
-"""TSGL training losses (fdm_jax.losses.tsgl): the loss arithmetic, and a few optimisation steps of each
+"""TSGL training losses (fdm_jax.tsgl.losses): the loss arithmetic, and a few optimisation steps of each
 tiny generator + discriminator on real Places2 images and masks, composed as the original train.py files
 order them."""
 
@@ -13,8 +13,8 @@ from PIL import Image, ImageFilter
 
 from fdm_jax.config_loading import load_config
 from fdm_jax.convert import tsgl as conv
-from fdm_jax.data import structure
-from fdm_jax.losses import tsgl as L
+from fdm_jax.tsgl import structure
+from fdm_jax.tsgl import losses as L
 from fdm_jax.parity.harness import load_fixture
 from shared_paths import fixtures_dir, require, shared_dir
 

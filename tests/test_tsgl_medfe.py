@@ -1,4 +1,4 @@
-"""TSGL's 256 generator (fdm_jax.models.tsgl_medfe) against the original
+"""TSGL's 256 generator (fdm_jax.tsgl.medfe) against the original
 (shared/fixtures/tsgl/tsgl_medfe_generator_small.npz + .pth) and its quirks piece by piece."""
 
 import math
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fdm_jax.convert import tsgl as conv
-from fdm_jax.models import tsgl_medfe as tm
+from fdm_jax.tsgl import medfe as tm
 from fdm_jax.parity.harness import EXIT_OK, load_fixture, run_fixture
 from fdm_jax.parity.runners.tsgl import medfe_from_kwargs
 from shared_paths import fixtures_dir, require

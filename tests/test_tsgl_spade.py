@@ -1,4 +1,4 @@
-"""TSGL SPADE blocks (fdm_jax.models.spade) against the original modules
+"""TSGL SPADE blocks (fdm_jax.tsgl.spade) against the original modules
 (shared/fixtures/tsgl/spade_blocks.npz), plus the train-mode rules the fixture (eval mode) cannot see."""
 
 import jax
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fdm_jax.convert import tsgl as conv
-from fdm_jax.models import spade
+from fdm_jax.tsgl import spade
 from fdm_jax.parity.harness import EXIT_OK, load_fixture, run_fixture
 from fdm_jax.parity.runners.tsgl import nchw, nhwc
 from shared_paths import fixtures_dir, require

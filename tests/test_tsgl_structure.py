@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fdm_jax.data import structure
+from fdm_jax.tsgl import structure
 from fdm_jax.parity.harness import EXIT_OK, load_fixture, run_fixture
 from shared_paths import fixtures_dir, require
 

@@ -1,5 +1,5 @@
 """TSGL training through the project's one training loop (fdm_jax.train.loop.train_phase with
-fdm_jax.train.tsgl_phase): the data hook that adds the structure inputs, the phase dispatch, and, on real
+fdm_jax.tsgl.phase): the data hook that adds the structure inputs, the phase dispatch, and, on real
 Places2 images and masks from ../shared/data, a few dozen steps of each tiny config that reduce the loss,
 checkpoint and resume."""
 
@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from fdm_jax.config_loading import load_config
-from fdm_jax.data import structure
+from fdm_jax.tsgl import structure
 from fdm_jax.data.masks import ProvidedMasks
 from fdm_jax.data.pipeline import TrainIterator
 from fdm_jax.data.sources import FolderImageSource
 from fdm_jax.train.phases import example_fn, make_phase
-from fdm_jax.train.tsgl_phase import TSGLPhase
+from fdm_jax.tsgl.phase import TSGLPhase
 from shared_paths import require, shared_dir
 
 DATA = shared_dir() / "data" / "images" / "places2_256_freeform"  # 16 Places365 images + 16 free-form masks

@@ -35,9 +35,9 @@ import numpy as np
 
 from fdm_jax.convert.pth_reader import load_pth
 from fdm_jax.convert.put_fdm import ConversionError, convert_with
-from fdm_jax.models.spade import SPADE, SPADEResnetBlock
-from fdm_jax.models.tsgl_lama import N_DOWNSAMPLING, TSGLLamaGenerator
-from fdm_jax.models.tsgl_medfe import FIR_TAPS, TSGLMedfeGenerator
+from fdm_jax.tsgl.spade import SPADE, SPADEResnetBlock
+from fdm_jax.tsgl.lama import N_DOWNSAMPLING, TSGLLamaGenerator
+from fdm_jax.tsgl.medfe import FIR_TAPS, TSGLMedfeGenerator
 
 MODULE_PREFIX = "module."  # torch.nn.DataParallel(G).state_dict()
 _LEAVES = {"bias": "bias", "scale": "weight", "mean": "running_mean", "var": "running_var",
@@ -139,7 +139,7 @@ def _lama_module(model: TSGLLamaGenerator):
             key, kind = _lama_rear(rest, model.n_blocks)
             return f"model.{key}", kind, False
         if head == "up_high":
-            from fdm_jax.models.tsgl_lama import N_STRUCTURE_BLOCKS
+            from fdm_jax.tsgl.lama import N_STRUCTURE_BLOCKS
             key, kind = _lama_rear(rest, N_STRUCTURE_BLOCKS)
             return f"up_high.{key}", kind, False
         raise KeyError(p)

@@ -70,7 +70,7 @@ class TrainIterator:
 
     example_fn: optional host function example -> dict of arrays merged into the example (keys added
     or replaced, each with the example's layout), run per example in the loading threads; it must be
-    a pure function of the example, so resumption stays exact (TSGL: fdm_jax.train.tsgl_phase).
+    a pure function of the example, so resumption stays exact (TSGL: fdm_jax.tsgl.phase).
     If it has an attribute `full_image_fn`, that function (full uint8 image, source name) -> {key:
     uint8 (H, W, 3) image of the same size} runs first on the image as loaded, and each image it
     returns gets the example's own preprocessing (the same crop and flip: the Generator is replayed);

@@ -247,17 +247,17 @@ def example_fn(config):
     """The host-side per-example function the data pipeline applies for this config's phase
     (TrainIterator(example_fn=...)): TSGL's structure inputs, None for PUT + FDM."""
     if _is_tsgl(config):
-        from fdm_jax.train.tsgl_phase import structure_example_fn
+        from fdm_jax.tsgl.phase import structure_example_fn
         return structure_example_fn(config)
     return None
 
 
 def make_phase(config, steps_per_epoch: int, *, perceptual_override=None) -> Phase:
     """Builds phase `config.phase` of `config` (configs/paris.py and friends; a TSGL config,
-    model_name 'tsgl_*', gets fdm_jax.train.tsgl_phase.TSGLPhase). `perceptual_override`:
+    model_name 'tsgl_*', gets fdm_jax.tsgl.phase.TSGLPhase). `perceptual_override`:
     see ImageLosses.from_config."""
     if _is_tsgl(config):
-        from fdm_jax.train.tsgl_phase import make_tsgl_phase
+        from fdm_jax.tsgl.phase import make_tsgl_phase
         return make_tsgl_phase(config, steps_per_epoch)
     name = config.phase
     if name not in PHASE_MODELS:

@@ -1,12 +1,12 @@
 """Parity runner for shared/fixtures/tsgl/rtv_tsmooth.npz: StructureFlow's tsmooth.m
 (RenYurui/StructureFlow@1ac8f55: scripts/matlab/code/tsmooth.m) run in Octave, both solver branches,
-against fdm_jax.data.rtv.tsmooth."""
+against fdm_jax.tsgl.rtv.tsmooth."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from fdm_jax.data import rtv
+from fdm_jax.tsgl import rtv
 from fdm_jax.parity.harness import Fixture, Weights, register
 
 

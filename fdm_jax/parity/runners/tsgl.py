@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from fdm_jax.convert import tsgl as conv
-from fdm_jax.data import structure
-from fdm_jax.models.spade import SPADE, SPADEResnetBlock
-from fdm_jax.models.tsgl_lama import TSGLLamaGenerator
-from fdm_jax.models.tsgl_medfe import TSGLMedfeGenerator
+from fdm_jax.tsgl import structure
+from fdm_jax.tsgl.spade import SPADE, SPADEResnetBlock
+from fdm_jax.tsgl.lama import TSGLLamaGenerator
+from fdm_jax.tsgl.medfe import TSGLMedfeGenerator
 from fdm_jax.parity.harness import Fixture, Weights, register
 
 

@@ -26,7 +26,7 @@ conv k7 -> sigmoid) on the structure level 4 (S4_l, S4_g): the edge prediction o
 
 Library conventions: NHWC; mask (B, H, W, 1) with 1 = known; image RGB as the caller's pipeline has it
 (the original TEST pipeline feeds [0, 1], its TRAIN pipeline [-1, 1]); edge {0, 1} and gray [0, 1]
-(fdm_jax.data.structure). The inputs need not be pre-multiplied by the mask: the model does it (for a
+(fdm_jax.tsgl.structure). The inputs need not be pre-multiplied by the mask: the model does it (for a
 binary mask, multiplying twice changes nothing). H and W must be multiples of 32.
 `train=True` is the original's train mode everywhere: BatchNorm batch statistics (FFC streams, decoder,
 SPADE blocks; running statistics updated as PyTorch) and the spectral-norm power iteration.
@@ -42,7 +42,7 @@ import jax.numpy as jnp
 
 from fdm_jax.lama.ffc import FFCBnAct, reflect_pad
 from fdm_jax.lama.generator import FFCResNetGenerator, FrontRear
-from fdm_jax.models.spade import SPADE_HIDDEN, SPADEResnetBlock
+from fdm_jax.tsgl.spade import SPADE_HIDDEN, SPADEResnetBlock
 
 N_DOWNSAMPLING = 5  # model.py: `n_downsampling = 5` overrides the constructor argument
 RESNET_RATIO = 0.75  # model.py defaults: resnet_conv_kwargs ratio_gin = ratio_gout = 0.75 (also level 4's ratio_gout)
@@ -167,11 +167,11 @@ def front_rear(model: TSGLLamaGenerator, wraparound: bool = False) -> FrontRear:
     """The refiner's view (fdm_jax.lama.refine): front(variables, image, mask) -> z, rear(variables, z).
 
     `front` computes the Canny edge map and gray image of each (pyramid level's) image on the host
-    with the original's recipe (fdm_jax.data.structure.structure_maps_jax; `wraparound` as there:
+    with the original's recipe (fdm_jax.tsgl.structure.structure_maps_jax; `wraparound` as there:
     False for the original's [0, 1] test pipeline), so `image` is RGB in [0, 1] and mask 1 = known.
     Cached per (model, wraparound): jitted callers see the same function objects and compile once.
     """
-    from fdm_jax.data.structure import structure_maps_jax  # host-side preprocessing, kept out of the model
+    from fdm_jax.tsgl.structure import structure_maps_jax  # host-side preprocessing, kept out of the model
 
     cls = type(model)
 

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from fdm_jax.nn.layers import Conv2d as TorchInitConv2d
-from fdm_jax.models.spade import BatchNorm, Conv2d, SNConv2d, SN_COLLECTION
+from fdm_jax.tsgl.spade import BatchNorm, Conv2d, SNConv2d, SN_COLLECTION
 
 MEDFE_HOLE_WEIGHT = 5.0  # train.py: 5 * l1(output * (1 - mask), image * (1 - mask))
 MEDFE_VALID_WEIGHT = 1.0  # train.py: + l1(output * mask, image * mask)

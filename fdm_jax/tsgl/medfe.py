@@ -30,7 +30,7 @@ full model's scaled by cnum/64 (inner 4*cnum, fused 8*cnum, SE hidden 8*cnum // 
 builds them.
 
 Library conventions: NHWC; mask (B, H, W, 1) with 1 = known (the original's M); image and texture (RTV)
-RGB in [-1, 1]; edge {0, 1}; gray [0, 1] (fdm_jax.data.structure, wraparound=True to match the released
+RGB in [-1, 1]; edge {0, 1}; gray [0, 1] (fdm_jax.tsgl.structure, wraparound=True to match the released
 checkpoints). Inputs need not be pre-multiplied by the mask: the model does it. Output: tanh in [-1, 1];
 the original composites image*M + out*(1-M).
 """
@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from fdm_jax.models.spade import (BN_EPS, LRELU_SLOPE, SPADE_HIDDEN, BatchNorm, Conv2d, SPADEResnetBlock,
+from fdm_jax.tsgl.spade import (BN_EPS, LRELU_SLOPE, SPADE_HIDDEN, BatchNorm, Conv2d, SPADEResnetBlock,
                                   conv2d, normal_init)
 
 SQRT2 = np.float32(np.sqrt(2.0))  # bias_act.activation_funcs['lrelu'].def_gain

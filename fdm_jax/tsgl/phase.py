@@ -5,7 +5,7 @@
     state, metrics = phase.train_step(state, batch)    # jitted, donated and sharded by the loop
 
 One iteration, as htyjers/ConvInpaint-TSGL@e9f6438 TSGL_*/train/train.py orders it (spec
-shared/research/tsgl_spec.md §5; losses in fdm_jax/losses/tsgl.py):
+shared/research/tsgl_spec.md §5; losses in fdm_jax/tsgl/losses.py):
 
 | model        | order                                                                 | optimizers (Adam)              |
 |--------------|-----------------------------------------------------------------------|--------------------------------|
@@ -24,11 +24,11 @@ original's DataParallel computes them per GPU chunk (its SPADE norms are Synchro
 Batches: the loop's `image` (B, H, W, 3) float [0, 255], `mask` (B, H, W, 1) 1 = known, plus the
 structure inputs `structure_example_fn(config)` adds per example on the host in the data pipeline
 (TrainIterator(example_fn=...)): `edge`, `gray` from the uint8 image with the train pipelines' wrap-around
-quirk (fdm_jax.data.structure.edge_and_gray(wraparound=True): both train loaders run image_to_edge on the
+quirk (fdm_jax.tsgl.structure.edge_and_gray(wraparound=True): both train loaders run image_to_edge on the
 [-1, 1] tensor) and, for the 256 model, `texture`, selected by `config.data.texture_source`:
   'rtv'      (default) the RTV image of TSGL's README: StructureFlow's tsmooth(im2double(img), 0.015, 3,
              0.001, 3) of the FULL image (RenYurui/StructureFlow:scripts/matlab/generate_structure_images.m),
-             im2uint8, then cropped and flipped with the image (fdm_jax.data.rtv; cached on disk under
+             im2uint8, then cropped and flipped with the image (fdm_jax.tsgl.rtv; cached on disk under
              `config.data.rtv.cache_dir`, as the original precomputes a folder of RTV images);
   'gaussian' this port's former stand-in: PIL GaussianBlur(texture_blur_radius) of the cropped image.
 Both are normalised to [-1, 1]. The image is normalised in the step: (u/255 - 0.5)/0.5.
@@ -45,7 +45,7 @@ import numpy as np
 import optax
 from flax import struct
 
-from fdm_jax.losses import tsgl as L
+from fdm_jax.tsgl import losses as L
 
 VARIANTS = {"tsgl_medfe": "medfe", "tsgl_lama": "lama"}
 PHASE_NAME = "generator"  # the only phase of a TSGL config (config.phase, config.train/masks keys)
@@ -96,7 +96,7 @@ def texture_source(config) -> str:
 def rtv_full_image_fn(config) -> Callable[[np.ndarray, str], dict]:
     """(full uint8 image, name) -> {'rtv': im2uint8 of tsmooth}, with the parameters and cache of
     config.data.rtv (TrainIterator preprocesses it like the image)."""
-    from fdm_jax.data import rtv
+    from fdm_jax.tsgl import rtv
 
     r = config.data.rtv
     kw = dict(lam=float(r.lam), sigma=float(r.sigma), sharpness=float(r.sharpness), max_iter=int(r.max_iter),
@@ -113,7 +113,7 @@ def structure_example_fn(config) -> Callable[[dict], dict]:
     example {'image' (H, W, 3) float [0, 255], ...} -> {'image' rounded to the uint8 grid the original's
     PIL pipeline has, 'edge', 'gray' (H, W, 1) float32, and for tsgl_medfe 'texture' (H, W, 3) [-1, 1]}.
     For the RTV texture it carries `full_image_fn` (see TrainIterator), whose cropped 'rtv' it reads."""
-    from fdm_jax.data import structure
+    from fdm_jax.tsgl import structure
 
     variant = variant_of(config)
     wrap = bool(config.data.train_wraparound)
@@ -146,7 +146,7 @@ def structure_example_fn(config) -> Callable[[dict], dict]:
 # ------------------------------------------------------------------------------------ the phase
 
 def _normalize(image_255: jax.Array) -> jax.Array:
-    """ToTensor + Normalize(0.5, 0.5) in float32, as fdm_jax.data.structure.normalize_image."""
+    """ToTensor + Normalize(0.5, 0.5) in float32, as fdm_jax.tsgl.structure.normalize_image."""
     return (image_255.astype(jnp.float32) / jnp.float32(255) - jnp.float32(0.5)) / jnp.float32(0.5)
 
 
@@ -223,7 +223,7 @@ class TSGLPhase:
         missing = [k for k in need if k not in batch]
         if missing:
             raise ValueError(f"TSGL batch: missing {missing}; build the TrainIterator with "
-                             f"example_fn=fdm_jax.train.tsgl_phase.structure_example_fn(config) (the loop does)")
+                             f"example_fn=fdm_jax.tsgl.phase.structure_example_fn(config) (the loop does)")
         out = {k: batch[k] for k in need}
         out["image"] = _normalize(batch["image"])
         return out
@@ -298,7 +298,7 @@ def _count(opt_state) -> jax.Array:
 # ------------------------------------------------------------------------------------ construction
 
 def _check_loss_weights(config, variant: str) -> None:
-    """The loss weights are the original's constants (fdm_jax.losses.tsgl); config.loss documents them.
+    """The loss weights are the original's constants (fdm_jax.tsgl.losses); config.loss documents them.
     A changed value would silently not apply, so refuse it."""
     lo = config.loss
     fixed = ({"hole_l1": L.MEDFE_HOLE_WEIGHT, "valid_l1": L.MEDFE_VALID_WEIGHT, "adversarial": L.MEDFE_ADV_WEIGHT}
@@ -308,7 +308,7 @@ def _check_loss_weights(config, variant: str) -> None:
     for k, v in fixed.items():
         if k in lo and float(lo[k]) != float(v):
             raise ValueError(f"config key loss.{k}: {lo[k]} differs from the original's {v}, the weight "
-                             f"fdm_jax.losses.tsgl applies")
+                             f"fdm_jax.tsgl.losses applies")
     if variant == "medfe" and lo.get("gan", "hinge") != "hinge":
         raise ValueError(f"config key loss.gan: {lo.gan!r}; the 256 model's train.py uses 'hinge'")
     if variant == "lama" and bool(lo.get("resnet_pl_available", False)):
