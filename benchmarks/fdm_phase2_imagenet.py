@@ -55,7 +55,7 @@ def make_config(workdir: Path, holdout: int):
 
 def measure(config, run_root: Path, seed: int = 0, batch: int = 20):
     from fdm_jax.metrics.feature_distance import feature_distances
-    from fdm_jax.models import build_models
+    from fdm_jax.put_fdm import build_models
     from fdm_jax.train.checkpointing import load_inference_variables
     from fdm_jax.train.loop import build_source, eval_examples
 

@@ -1,4 +1,4 @@
-"""Inference cost of PUT + FDM pluralistic inpainting (fdm_jax.sampling) on whatever device runs it.
+"""Inference cost of PUT + FDM pluralistic inpainting (fdm_jax.put_fdm.sampling) on whatever device runs it.
 
 Measures, per batch size (all jitted, AOT-compiled first, `block_until_ready` around every call):
 
@@ -8,7 +8,7 @@ Measures, per batch size (all jitted, AOT-compiled first, `block_until_ready` ar
                    pays one such pass per masked patch (num_token_per_iter = 1)
   encode_s         codec.get_features (encoder + quantizer) and
   decode_s         codec.decode_with_feature, the fixed cost around the fill loop
-  e2e_s            `fdm_jax.sampling.inpaint` (top_k=50) on real 256x256 images and masks from
+  e2e_s            `fdm_jax.put_fdm.sampling.inpaint` (top_k=50) on real 256x256 images and masks from
                    ../shared/data/images/places2_256_freeform, jitted once
 
 Weights are random (numpy fill of `jax.eval_shape(module.init)`): they do not change the cost.
@@ -47,9 +47,9 @@ import numpy as np  # noqa: E402
 
 from fdm_jax.config_loading import load_config, resolve_config_path, split_spec  # noqa: E402
 from fdm_jax.image_io import fit_mask, read_image, read_mask, resize_and_center_crop  # noqa: E402
-from fdm_jax.models import build_models, masked_patch_index  # noqa: E402
-from fdm_jax.models.codec import PatchVQVAE  # noqa: E402
-from fdm_jax.sampling import inpaint  # noqa: E402
+from fdm_jax.put_fdm import build_models, masked_patch_index  # noqa: E402
+from fdm_jax.put_fdm.codec import PatchVQVAE  # noqa: E402
+from fdm_jax.put_fdm.sampling import inpaint  # noqa: E402
 
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "images" / "places2_256_freeform"
 
@@ -403,7 +403,7 @@ def main(argv=None) -> int:
     n_params = {k: int(sum(x.size for x in jax.tree_util.tree_leaves(v["params"])))
                 for k, v in (("codec", cv), ("sampler", sv), ("fdm", fv))}
     report = {
-        "benchmark": "fdm_jax.sampling inference cost",
+        "benchmark": "fdm_jax.put_fdm.sampling inference cost",
         "config": args.config,
         "config_path": os.path.relpath(resolve_config_path(split_spec(args.config)[0]), REPO_ROOT),
         "image_size": size,

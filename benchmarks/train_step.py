@@ -39,7 +39,8 @@ def random_vgg19():
 
 
 def bench_phase(config, phase: str, steps: int, batch_size: int | None):
-    from fdm_jax.train import data_mesh, make_phase
+    from fdm_jax.train import data_mesh
+    from fdm_jax.put_fdm.phases import make_phase
 
     c = config.copy_and_resolve_references()
     c.phase = phase

@@ -24,10 +24,10 @@ are pasted back by default (`paste_known=False` gives PUT's raw decoder output, 
 Randomness is explicit: `key` is a `jax.random.key`; the same key gives the same samples, and image
 i's samples do not depend on the batch it runs in. Parameters are arguments of one jitted program
 per model and setting (never closed over), so new images, keys and parameters of the same shapes
-reuse the compiled program (`fdm_jax.sampling.jit_inpaint_samples`).
+reuse the compiled program (`fdm_jax.put_fdm.sampling.jit_inpaint_samples`).
 
 The functional layer underneath is plain Flax: `model.models["codec"].apply(model.variables["codec"],
-...)`, the sampler's single pass `fdm_jax.sampling.fill_step` (from `init_state`), `sample_tokens` /
+...)`, the sampler's single pass `fdm_jax.put_fdm.sampling.fill_step` (from `init_state`), `sample_tokens` /
 `inpaint` / `inpaint_samples`, and the refinement's `fdm_jax.lama.refine.refinement_loss` (targets from
 `prepare_scale`); all compose with `jax.jit`, `jax.grad` and `jax.vmap` (one example each in the
 README's "Python API" section, run by tests/test_api.py; more in notebooks/functional_tour.ipynb).
@@ -141,7 +141,7 @@ class PutFdm:
         num_token_per_iter (tokens filled per transformer pass; -1 = all in one pass) and temperature
         default to the config's `sampling` values (paper: top-50, 1 token per pass, temperature 1).
         progress: a line before a first-call compilation and a bar over the filled patches (stderr)."""
-        from fdm_jax.sampling import composite, jit_inpaint_samples
+        from fdm_jax.put_fdm.sampling import composite, jit_inpaint_samples
 
         x = prepare_image(image)
         single = np.asarray(image).ndim == 3

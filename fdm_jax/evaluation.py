@@ -193,7 +193,7 @@ _REFERENCE_BUCKETS = {(0.2, 0.4): "small", (0.4, 0.6): "large"}
 class PutFdmInpainter:
     """PUT + FDM (or PUT's pipeline without FDM: use_fdm=False) behind `InpaintingModel`.
 
-    Samples with `fdm_jax.sampling.inpaint_samples` (top-K from the config's sampling.top_k unless
+    Samples with `fdm_jax.put_fdm.sampling.inpaint_samples` (top-K from the config's sampling.top_k unless
     given); returns the raw decoder output, known pixels not pasted back (as the original)."""
 
     def __init__(self, config, models: dict, variables: dict, *, use_fdm: bool = True, top_k: int | None = None,
@@ -231,7 +231,7 @@ class PutFdmInpainter:
     def sample(self, images, masks, keys, num_samples: int) -> np.ndarray:
         import jax.numpy as jnp
 
-        from fdm_jax.sampling import jit_inpaint_samples
+        from fdm_jax.put_fdm.sampling import jit_inpaint_samples
 
         if num_samples not in self._compiled:  # the shared jitted sampler; say when it first compiles here
             from fdm_jax.compilation_cache import notice

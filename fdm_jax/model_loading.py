@@ -67,7 +67,7 @@ def load_put_fdm(checkpoints: Sequence[str], config_spec: str = "configs/paris.p
         return _load_runs(paths)
 
     from fdm_jax.config_loading import load_config
-    from fdm_jax.models import build_models
+    from fdm_jax.put_fdm import build_models
 
     config = load_config(config_spec)
     models = build_models(config.model)
@@ -108,7 +108,7 @@ def _load_runs(dirs: list[str]):
     import ml_collections
 
     from fdm_jax.image_io import InputError
-    from fdm_jax.models import build_models
+    from fdm_jax.put_fdm import build_models
     from fdm_jax.train.checkpointing import CheckpointError, load_inference_variables
 
     try:

@@ -14,7 +14,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from fdm_jax.models import build_models
+from fdm_jax.put_fdm import build_models
 
 
 def _count(tree) -> int:

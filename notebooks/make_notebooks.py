@@ -189,7 +189,7 @@ def functional_tour():
             {BADGE.format(url=COLAB.format(name="functional_tour"))}
 
             Underneath `fdm_jax.load` are plain Flax modules (`model.models`) with their variables
-            (`model.variables`) and pure functions (`fdm_jax.sampling`, `fdm_jax.lama.refine`). This notebook
+            (`model.variables`) and pure functions (`fdm_jax.put_fdm.sampling`, `fdm_jax.lama.refine`). This notebook
             encodes images to tokens, looks at codebook usage, follows the sampler's fill order, takes
             `jax.grad` of the refinement loss with respect to the LaMa featuremap and `jax.vmap`s the
             sampler over keys.
@@ -218,9 +218,9 @@ def functional_tour():
             import jax.numpy as jnp
             import matplotlib.pyplot as plt
             import numpy as np
-            from fdm_jax import sampling
+            from fdm_jax.put_fdm import sampling
             from fdm_jax.image_io import random_mask, read_image, resize_and_center_crop
-            from fdm_jax.models.codec import PatchVQVAE
+            from fdm_jax.put_fdm.codec import PatchVQVAE
 
         ''', LOAD_PUT_FDM, '''
             codec, sampler, fdm = model.models["codec"], model.models["sampler"], model.models["fdm"]

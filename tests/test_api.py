@@ -69,7 +69,7 @@ def test_readme_example_runs(tmp_path, demo_run):
     many = np.asarray(ns["many"])
     assert many.shape == (4, 1, 64, 64, 3)
     # vmap over keys = one call per key.
-    from fdm_jax import sampling
+    from fdm_jax.put_fdm import sampling
 
     m, v = ns["model"].models, ns["model"].variables
     one = sampling.inpaint(m["codec"], v["codec"], m["sampler"], v["sampler"], m["fdm"], v["fdm"], ns["x"],
@@ -115,7 +115,7 @@ def test_every_accepted_form_gives_the_same_samples(tiny):
 
 
 def test_new_images_and_keys_reuse_the_compiled_program(tiny):
-    from fdm_jax.sampling import jit_inpaint_samples as program
+    from fdm_jax.put_fdm.sampling import jit_inpaint_samples as program
 
     image, hole = _inputs()
     tiny.inpaint(image, hole, key=jax.random.key(0))

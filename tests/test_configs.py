@@ -186,7 +186,7 @@ def _shapes(spec):
     import jax
     import jax.numpy as jnp
 
-    from fdm_jax.models import build_models
+    from fdm_jax.put_fdm import build_models
 
     c = load_config(spec)
     m = build_models(c.model)

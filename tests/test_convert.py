@@ -9,7 +9,7 @@ from fdm_jax.convert import checkpoints
 from fdm_jax.convert.put_fdm import (ConversionError, convert_codec, convert_fdm, convert_sampler,
                                      rename_put_codec_keys, split_inpainting_state_dict)
 from fdm_jax.parity.runners.put_fdm import codec_from_kwargs, sampler_from_kwargs
-from fdm_jax.models import FeatureDequantizer
+from fdm_jax.put_fdm import FeatureDequantizer
 from fdm_jax.parity import load_fixture
 from shared_paths import fixtures_dir, require
 
@@ -138,7 +138,7 @@ def test_readme_recipe_with_tiny_config():
     from pathlib import Path
 
     from fdm_jax.config_loading import load_config
-    from fdm_jax.models import build_models
+    from fdm_jax.put_fdm import build_models
 
     config = load_config(str(Path(__file__).resolve().parents[1] / "configs/paris.py:tiny"))
     models = build_models(config.model)

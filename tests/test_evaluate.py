@@ -217,7 +217,7 @@ def test_paste_known_keeps_the_known_pixels(tmp_path, tiny_model, masks):
 
 def test_paper_reference_only_for_paper_datasets():
     config = load_config(TINY)
-    from fdm_jax.models import build_models
+    from fdm_jax.put_fdm import build_models
 
     models = build_models(config.model)
     rows = PutFdmInpainter(config, models, {}).reference_rows(parse_buckets("0.2-0.4,0.4-0.6,0.1-0.2"))

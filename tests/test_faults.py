@@ -95,7 +95,7 @@ def _no_model_loading(monkeypatch):
 
 def test_row1_nan_or_inf_input_to_inpaint_samples_is_an_input_error(tiny_put):
     from fdm_jax.image_io import InputError
-    from fdm_jax.sampling import inpaint_samples
+    from fdm_jax.put_fdm.sampling import inpaint_samples
 
     config, models, variables = tiny_put
     s = int(config.image_size)
@@ -504,7 +504,7 @@ def test_fuzzed_arrays_to_inpaint_samples_run_or_raise_input_error(tiny_put, dty
     included) with up to two mutations: it runs to a finite result of the stated shape, or raises
     InputError with a one-line message, never anything else."""
     from fdm_jax.image_io import InputError
-    from fdm_jax.sampling import inpaint_samples
+    from fdm_jax.put_fdm.sampling import inpaint_samples
 
     config, models, variables = tiny_put
     assert config.image_size == 64

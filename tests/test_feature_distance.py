@@ -6,9 +6,9 @@ import numpy as np
 
 from fdm_jax.config_loading import load_config
 from fdm_jax.metrics.feature_distance import feature_distances
-from fdm_jax.models import build_models
-from fdm_jax.models.patch_masks import masked_patch_index
-from fdm_jax.train.phases import init_variables
+from fdm_jax.put_fdm import build_models
+from fdm_jax.put_fdm.patch_masks import masked_patch_index
+from fdm_jax.put_fdm.phases import init_variables
 
 
 def test_fdm_with_zero_output_leaves_the_distance_unchanged_and_counts_masked_patches():

@@ -114,7 +114,7 @@ def test_end_to_end_with_an_fdm_jax_training_run(tmp_path, demo_run):
 def _spy(monkeypatch):
     """Record the sampling settings `inpaint` passes to the compiled sampler; return grey samples
     instead of compiling one program per top_k."""
-    import fdm_jax.sampling as sampling
+    import fdm_jax.put_fdm.sampling as sampling
 
     calls = []
 
@@ -141,7 +141,7 @@ def test_top_k_and_tokens_per_pass_come_from_the_config_unless_given(tmp_path, m
 def test_compiled_once_across_images_and_seeds(tmp_path):
     """A second image and seed with the same model reuse the compiled sampler: the weights, image, mask
     and key are arguments, not constants of the program."""
-    import fdm_jax.sampling as sampling
+    import fdm_jax.put_fdm.sampling as sampling
 
     args = ["--checkpoint", "random", "--config", TINY, "--mask-ratio", "0.3"]
     first, second = _image("Places365_val_00000262")[0], _image("Places365_val_00000285")[0]

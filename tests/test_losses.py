@@ -303,7 +303,7 @@ def test_qe_loss_counts_known_patches_in_the_denominator():
 
 
 def test_qe_target_is_zero_on_known_patches():
-    from fdm_jax.models import PatchVQVAE
+    from fdm_jax.put_fdm import PatchVQVAE
 
     codec = PatchVQVAE(res_ch=16, encoder_out_ch=16, embed_dim=8, decoder_in_ch=16, num_embed=16,
                        masked_embed_start=8, num_res_blocks=1)

@@ -7,9 +7,9 @@ import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from fdm_jax.convert.put_fdm import convert_codec, convert_fdm, convert_sampler
-from fdm_jax.models import (FeatureDequantizer, FeatureSampler, PatchVQVAE, masked_patch_index,
+from fdm_jax.put_fdm import (FeatureDequantizer, FeatureSampler, PatchVQVAE, masked_patch_index,
                             nearest_downsample, token_type)
-from fdm_jax.models.vector_quantizer import nearest_codes
+from fdm_jax.put_fdm.vector_quantizer import nearest_codes
 
 SMALL = dict(res_ch=32, encoder_out_ch=24, embed_dim=16, decoder_in_ch=40, num_embed=48, masked_embed_start=20)
 

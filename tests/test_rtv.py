@@ -87,7 +87,7 @@ def test_medfe_pipeline_uses_rtv_of_the_full_image_by_default(tmp_path):
     from fdm_jax.data.preprocess import preprocess_from_config, preprocess_rng
     from fdm_jax.data.sources import ArrayImageSource
     from fdm_jax.tsgl.structure import normalize_image
-    from fdm_jax.train.phases import example_fn
+    from fdm_jax.put_fdm.phases import example_fn
     from fdm_jax.tsgl.phase import _blur_texture
 
     config = load_config("configs/tsgl_medfe.py")

@@ -1,4 +1,4 @@
-"""Pluralistic inference (fdm_jax.sampling): parity with the original's InpaintingModel.sample, keys,
+"""Pluralistic inference (fdm_jax.put_fdm.sampling): parity with the original's InpaintingModel.sample, keys,
 batch independence, one compiled program, and what is kept / pasted."""
 
 import functools
@@ -8,10 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fdm_jax.models import FeatureDequantizer, FeatureSampler, PatchVQVAE
+from fdm_jax.put_fdm import FeatureDequantizer, FeatureSampler, PatchVQVAE
 from fdm_jax.parity import EXIT_OK, run_fixture
 from fdm_jax.parity.harness import compare, load_fixture
-from fdm_jax.sampling import (composite, image_keys, inpaint, inpaint_samples, jit_inpaint_samples,
+from fdm_jax.put_fdm.sampling import (composite, image_keys, inpaint, inpaint_samples, jit_inpaint_samples,
                               sample_tokens)
 from shared_paths import fixtures_dir, require
 
@@ -315,7 +315,7 @@ def test_same_samples_on_one_and_eight_devices():
 def test_fill_step_is_the_loops_pass(per_iter):
     """The public single pass, jitted and called from Python until every patch is known, gives the
     same tokens, fill order and passes as `sample_tokens`' while_loop."""
-    from fdm_jax.sampling import fill_step, init_state
+    from fdm_jax.put_fdm.sampling import fill_step, init_state
 
     codec, cv, sampler, sv, _, _ = _models()
     image, mask = _data(2, 5)

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from fdm_jax.models import PatchVQVAE
-from fdm_jax.sampling import sample_tokens
+from fdm_jax.put_fdm import PatchVQVAE
+from fdm_jax.put_fdm.sampling import sample_tokens
 
 NUM_TOKENS = 20
 # Distinct logits whose ranks 4..6 (0.95, 0.9, 0.85) are close: a filter that keeps one token too

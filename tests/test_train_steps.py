@@ -10,7 +10,8 @@ import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from fdm_jax.config_loading import apply_overrides, load_config
-from fdm_jax.train import data_mesh, make_phase
+from fdm_jax.train import data_mesh
+from fdm_jax.put_fdm.phases import make_phase
 from fdm_jax.train.optimizers import trainable_labels
 from fdm_jax.train.schedules import warmup_cosine
 from shared_paths import require, shared_dir

@@ -13,7 +13,7 @@ from fdm_jax.tsgl import structure
 from fdm_jax.data.masks import ProvidedMasks
 from fdm_jax.data.pipeline import TrainIterator
 from fdm_jax.data.sources import FolderImageSource
-from fdm_jax.train.phases import example_fn, make_phase
+from fdm_jax.put_fdm.phases import example_fn, make_phase
 from fdm_jax.tsgl.phase import TSGLPhase
 from shared_paths import require, shared_dir
 

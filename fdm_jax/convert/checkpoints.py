@@ -61,7 +61,7 @@ def load_inpainting_parts(paths: Sequence[str | Path], use_torch: bool | None = 
 
 def load_original_inpainting_model(paths: Sequence[str | Path], models: Mapping, use_torch: bool | None = None):
     """Convert original checkpoint file(s) into {'codec': vars, 'fdm': vars, 'sampler': vars} for the
-    given modules (see fdm_jax.models.build_models). Parts without a module are left out."""
+    given modules (see fdm_jax.put_fdm.build_models). Parts without a module are left out."""
     parts, _ = load_inpainting_parts(paths, use_torch)
     missing = [name for name in models if name not in parts]
     if missing:

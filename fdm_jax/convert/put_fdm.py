@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fdm_jax.models import FeatureDequantizer, FeatureSampler, PatchVQVAE
+from fdm_jax.put_fdm import FeatureDequantizer, FeatureSampler, PatchVQVAE
 
 
 class ConversionError(ValueError):

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from fdm_jax.losses.adversarial import nsgan_loss
 from fdm_jax.losses.discriminator import Discriminator, discriminator_apply
 from fdm_jax.losses.perceptual import content_loss, style_loss
-from fdm_jax.losses.quantization_error import quantization_error_loss
+from fdm_jax.put_fdm.quantization_error import quantization_error_loss
 from fdm_jax.losses.reconstruction import gradient_loss, hole_normalised_l1
 from fdm_jax.losses.vgg import PerceptualNet
 

@@ -13,8 +13,8 @@ import functools
 
 import jax.numpy as jnp
 
-from fdm_jax.losses.quantization_error import quantization_error_inputs
-from fdm_jax.models import PatchVQVAE, apply_fdm
+from fdm_jax.put_fdm.quantization_error import quantization_error_inputs
+from fdm_jax.put_fdm import PatchVQVAE, apply_fdm
 
 
 def feature_distances(codec: PatchVQVAE, codec_vars, fdm, fdm_vars, image, mask) -> dict:

@@ -23,7 +23,6 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from fdm_jax.train.checkpointing import PHASE_ORDER, Checkpointer, load_trained_variables
 from fdm_jax.train.metrics_log import MetricsLog, plot_metrics, write_grid
-from fdm_jax.train.phases import example_fn, make_phase
 
 
 
@@ -152,6 +151,10 @@ def train_phase(config, workdir, *, run_root=None, devices=None, progress: bool 
     pcfg = config.train[name]
     global_batch = _global_batch(run, pcfg, ndev)
 
+    # The phase registry (PUT + FDM's four phases, TSGL's generator phase) imports the optimizers of
+    # this package, so it is imported here, not at module level.
+    from fdm_jax.put_fdm.phases import example_fn, make_phase
+
     source = build_source(config.data, "train")
     iterator = TrainIterator(source, config.masks[name], config.data.train_preprocess, size=config.image_size,
                              seed=int(config.seed), global_batch=global_batch,
@@ -270,8 +273,8 @@ def write_inpainting_samples(config, run_root, *, num_images: int = 4, num_sampl
     """`run_root/inpainted_samples.png`: rows of [masked input | `num_samples` samples (top-K sampling
     + FDM) | original] for the first images of the training source (eval preprocessing: centre crop),
     with the fdm phase's masks at a fixed seed."""
-    from fdm_jax.models import build_models
-    from fdm_jax.sampling import jit_inpaint_samples
+    from fdm_jax.put_fdm import build_models
+    from fdm_jax.put_fdm.sampling import jit_inpaint_samples
     from fdm_jax.train.checkpointing import load_inference_variables
 
     variables, _ = load_inference_variables([run_root])

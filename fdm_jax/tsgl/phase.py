@@ -156,7 +156,7 @@ def _to_255(x: jax.Array) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class TSGLPhase:
-    """Static description of TSGL training (not a pytree); the interface of fdm_jax.train.phases.Phase."""
+    """Static description of TSGL training (not a pytree); the interface of fdm_jax.put_fdm.phases.Phase."""
 
     name: str
     config: Any
@@ -195,7 +195,7 @@ class TSGLPhase:
         return dict(g), dict(d)
 
     def init_state(self, key, variables: dict | None = None) -> TSGLTrainState:
-        """A fresh state (the original's initialisations, fdm_jax/models); `variables['generator']`
+        """A fresh state (the original's initialisations, fdm_jax/tsgl); `variables['generator']`
         (e.g. a project run's, fdm_jax.train.checkpointing.load_trained_variables) replaces the fresh
         generator collections it has. The discriminator always starts fresh."""
         k_init, k_run = jax.random.split(key)

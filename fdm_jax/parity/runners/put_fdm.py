@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fdm_jax.convert import put_fdm as conv
-from fdm_jax.models import (FeatureDequantizer, FeatureSampler, PatchVQVAE, apply_fdm, mask_pixels,
+from fdm_jax.put_fdm import (FeatureDequantizer, FeatureSampler, PatchVQVAE, apply_fdm, mask_pixels,
                             masked_patch_index, preprocess)
 from fdm_jax.parity.harness import Fixture, Weights, register
 

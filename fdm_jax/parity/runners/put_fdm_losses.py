@@ -26,9 +26,10 @@ import numpy as np
 
 from fdm_jax.convert.discriminator import convert_discriminator, discriminator_state_dict
 from fdm_jax.losses import (Discriminator, EdgeConnectLoss, PerceptualNet, VGGFeatures, content_loss,
-                            convert_vgg19, discriminator_apply, quantization_error_inputs, style_loss)
+                            convert_vgg19, discriminator_apply, style_loss)
+from fdm_jax.put_fdm.quantization_error import quantization_error_inputs
 from fdm_jax.losses.vgg import LAYERS
-from fdm_jax.models import FeatureDequantizer, PatchVQVAE, apply_fdm
+from fdm_jax.put_fdm import FeatureDequantizer, PatchVQVAE, apply_fdm
 from fdm_jax.parity.harness import NotChecked, Fixture, Weights, register
 from fdm_jax.parity.runners.put_fdm import codec_from_kwargs, nchw, nhwc
 

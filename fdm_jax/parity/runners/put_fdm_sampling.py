@@ -9,11 +9,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fdm_jax.models import FeatureDequantizer
+from fdm_jax.put_fdm import FeatureDequantizer
 from fdm_jax.parity.harness import Fixture, Weights, register
 from fdm_jax.parity.runners.put_fdm import codec_from_kwargs, nchw, nhwc, sampler_from_kwargs
-from fdm_jax.sampler_loss import masked_token_cross_entropy, sampler_training_inputs
-from fdm_jax.sampling import inpaint, iteration_table, select_positions, top_k_filter
+from fdm_jax.put_fdm.sampler_loss import masked_token_cross_entropy, sampler_training_inputs
+from fdm_jax.put_fdm.sampling import inpaint, iteration_table, select_positions, top_k_filter
 
 R50_TOP_K = 50  # configs/paris/inpainting/task_config.yaml generate_config.filter_ratio
 

@@ -12,10 +12,10 @@ import jax
 import jax.numpy as jnp
 
 from fdm_jax.nn.layers import Conv2d
-from fdm_jax.models.patch_decoder import PatchDecoder
-from fdm_jax.models.patch_encoder import PatchEncoder
-from fdm_jax.models.patch_masks import token_type as pixel_token_type
-from fdm_jax.models.vector_quantizer import VectorQuantizer
+from fdm_jax.put_fdm.patch_decoder import PatchDecoder
+from fdm_jax.put_fdm.patch_encoder import PatchEncoder
+from fdm_jax.put_fdm.patch_masks import token_type as pixel_token_type
+from fdm_jax.put_fdm.vector_quantizer import VectorQuantizer
 
 IMAGE_SCALE = 127.5  # patch_vqgan.py im_process_info: scale 127.5, mean 1, std 1
 

@@ -47,9 +47,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from fdm_jax.models.codec import PatchVQVAE
-from fdm_jax.models.feature_dequantizer import apply_fdm
-from fdm_jax.models.patch_masks import UNMASKED, masked_patch_index
+from fdm_jax.put_fdm.codec import PatchVQVAE
+from fdm_jax.put_fdm.feature_dequantizer import apply_fdm
+from fdm_jax.put_fdm.patch_masks import UNMASKED, masked_patch_index
 
 __all__ = [
     "SamplingState", "composite", "confidence", "fill_step", "image_keys", "init_state", "inpaint",

@@ -14,8 +14,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from fdm_jax.models.codec import PatchVQVAE
-from fdm_jax.models.patch_masks import UNMASKED
+from fdm_jax.put_fdm.codec import PatchVQVAE
+from fdm_jax.put_fdm.patch_masks import UNMASKED
 
 __all__ = ["masked_token_cross_entropy", "sampler_training_inputs"]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from fdm_jax.models import PatchVQVAE, masked_patch_index
+from fdm_jax.put_fdm import PatchVQVAE, masked_patch_index
 
 
 def quantization_error_inputs(codec: PatchVQVAE, codec_variables, image: jax.Array, mask: jax.Array) -> dict:

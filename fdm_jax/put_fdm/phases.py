@@ -27,11 +27,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from fdm_jax.models import PatchVQVAE, apply_fdm, build_models
-from fdm_jax.losses.quantization_error import quantization_error_inputs, quantization_error_loss
-from fdm_jax.sampler_loss import masked_token_cross_entropy, sampler_training_inputs
+from fdm_jax.put_fdm import PatchVQVAE, apply_fdm, build_models
+from fdm_jax.put_fdm.quantization_error import quantization_error_inputs, quantization_error_loss
+from fdm_jax.put_fdm.sampler_loss import masked_token_cross_entropy, sampler_training_inputs
 from fdm_jax.train import optimizers
-from fdm_jax.train.image_losses import ImageLosses
+from fdm_jax.put_fdm.image_losses import ImageLosses
 from fdm_jax.train.state import TrainState
 
 PHASE_MODELS = {"codec": ("codec",), "sampler": ("codec", "sampler"), "fdm": ("codec", "fdm"),
@@ -40,7 +40,7 @@ PHASE_MODELS = {"codec": ("codec",), "sampler": ("codec", "sampler"), "fdm": ("c
 
 def init_variables(models: dict, image_size: int, key) -> dict:
     """Fresh Flax variables {'codec': {'params', 'codebook'}, 'fdm': {...}, 'sampler': {...}} (the
-    original's initialisations, see fdm_jax/models)."""
+    original's initialisations, see fdm_jax/put_fdm)."""
     keys = dict(zip(("codec", "sampler", "fdm"), jax.random.split(key, 3)))
     s = image_size
     out = {}
@@ -164,7 +164,7 @@ class Phase:
 
     def _features(self, params, state, image, mask) -> dict:
         """f, q of the full image, the patch mask m and the target (f - q) m, without gradient (the
-        codec is frozen in phases 2-3): losses.quantization_error_inputs."""
+        codec is frozen in phases 2-3): quantization_error.quantization_error_inputs."""
         return quantization_error_inputs(self.models["codec"], state.replace(params=params).variables("codec"),
                                          image, mask)
 
@@ -218,7 +218,7 @@ class Phase:
                                   method=PatchVQVAE.train_forward)
             return {"masked input": erased * mask, "reconstruction": y, "target": erased}
         if self.name == "sampler":
-            from fdm_jax.sampling import inpaint
+            from fdm_jax.put_fdm.sampling import inpaint
             out = inpaint(codec, codec_vars, self.models["sampler"], state.variables("sampler"), None, None,
                           image, mask, jax.random.fold_in(state.key, 0), top_k=1, use_fdm=False)
             return {"masked input": masked, "greedy inpainting": out["inpainted_image"], "target": image}

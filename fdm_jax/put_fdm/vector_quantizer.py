@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from fdm_jax.models.patch_masks import UNMASKED
+from fdm_jax.put_fdm.patch_masks import UNMASKED
 
 
 def squared_distances(z: jax.Array, embedding: jax.Array) -> jax.Array:
