@@ -15,8 +15,8 @@ from fdm_jax.convert.discriminator import convert_discriminator, discriminator_s
 from fdm_jax.convert.put_fdm import ConversionError
 from fdm_jax.losses import (Discriminator, EdgeConnectLoss, PerceptualNet, VGGFeatures, binary_cross_entropy,
                             build_perceptual, convert_vgg19, discriminator_apply, gradient_loss, hole_normalised_l1,
-                            image_gradients, init_discriminator, load_vgg19, power_iteration,
-                            quantization_error_inputs, quantization_error_loss, spectral_sigma)
+                            image_gradients, init_discriminator, load_vgg19, power_iteration, spectral_sigma)
+from fdm_jax.put_fdm.quantization_error import quantization_error_inputs, quantization_error_loss
 from fdm_jax.losses.discriminator import SN_COLLECTION, weight_matrix
 from fdm_jax.losses.vgg import LAYERS, VGG19_BLOCKS, load_numpy_pickle, torchvision_indices
 from fdm_jax.parity import EXIT_OK, run_fixture
