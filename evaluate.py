@@ -63,7 +63,7 @@ def _parse(argv):
                     help="stop after about N newly evaluated images (whole batches); run again to continue")
     ap.add_argument("--out", required=True, help="output folder (also the resume state)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
-    from fdm_jax import compilation_cache
+    from fdm_jax.cli import compilation_cache
 
     compilation_cache.add_argument(ap)
     return ap.parse_args(argv)
@@ -72,7 +72,7 @@ def _parse(argv):
 def main(argv=None) -> int:
     args = _parse(argv)
 
-    from fdm_jax import compilation_cache
+    from fdm_jax.cli import compilation_cache
 
     compilation_cache.setup(args.compilation_cache)
 
@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     from fdm_jax.convert.put_fdm import ConversionError
     from fdm_jax.data.masks import ProvidedMasks
     from fdm_jax.evaluation import PutFdmInpainter, evaluate, open_image_source, parse_buckets, resolve_metrics
-    from fdm_jax.image_io import InputError
+    from fdm_jax.io.images import InputError
 
     try:
         buckets = parse_buckets(args.buckets)

@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     ap.add_argument("--config", default="configs/demo.py", help="config file[:variant] (default: the demo)")
     ap.add_argument("--workdir", default=None, help="run directory (default: runs/<config name>)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to metrics.jsonl)")
-    from fdm_jax import compilation_cache
+    from fdm_jax.cli import compilation_cache
 
     compilation_cache.add_argument(ap)
     args, rest = ap.parse_known_args(argv)
@@ -34,7 +34,7 @@ def main(argv=None) -> int:
             ap.error(f"unrecognized argument {item!r} (config overrides look like --config.KEY=VALUE)")
         overrides.append(item[len("--config."):])
 
-    from fdm_jax.config_loading import apply_overrides, load_config, split_spec
+    from fdm_jax.cli.config_loading import apply_overrides, load_config, split_spec
 
     try:
         config = apply_overrides(load_config(args.config), overrides)
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
 
 def _validator(spec):
     """The config family's validate() (configs/put_fdm_common.py), re-run after overrides."""
-    from fdm_jax.config_loading import resolve_config_path, split_spec
+    from fdm_jax.cli.config_loading import resolve_config_path, split_spec
     import importlib.util
 
     common = resolve_config_path(split_spec(spec)[0]).parent / "put_fdm_common.py"

@@ -31,7 +31,7 @@ SHARED = REPO.parent / "shared" / "data"
 
 
 def make_config(workdir: Path, holdout: int):
-    from fdm_jax.config_loading import apply_overrides, load_config
+    from fdm_jax.cli.config_loading import apply_overrides, load_config
 
     folder = SHARED / "images" / "imagenet_sample"
     files = sorted(p.name for p in folder.glob("*.jpg"))

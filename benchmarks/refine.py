@@ -57,7 +57,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fdm_jax.config_loading import load_config, split_spec  # noqa: E402
+from fdm_jax.cli.config_loading import load_config, split_spec  # noqa: E402
 from fdm_jax.data import lama_masks  # noqa: E402
 from fdm_jax.lama.generator import (FFCResNetGenerator, count_parameters, front_rear, predict,  # noqa: E402
                                            random_variables)

@@ -28,7 +28,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from jax import lax  # noqa: E402
 
-from fdm_jax.config_loading import load_config  # noqa: E402
+from fdm_jax.cli.config_loading import load_config  # noqa: E402
 from fdm_jax.lama.generator import FFCResNetGenerator, front_rear, random_variables  # noqa: E402
 from fdm_jax.lama.refine import _adam, prepare_scale, refine_scale, refine_step  # noqa: E402
 

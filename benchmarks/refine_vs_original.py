@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     import jax
     import jax.numpy as jnp
 
-    from fdm_jax.config_loading import load_config
+    from fdm_jax.cli.config_loading import load_config
     from fdm_jax.convert.lama import load_generator
     from fdm_jax.lama.generator import FFCResNetGenerator, front_rear
     from fdm_jax.lama.refine import refine_scale

@@ -32,7 +32,7 @@ def main() -> None:
 
     import jax
 
-    from fdm_jax.config_loading import load_config
+    from fdm_jax.cli.config_loading import load_config
     from fdm_jax.train.loop import write_inpainting_samples
 
     root = Path(__file__).resolve().parents[1]

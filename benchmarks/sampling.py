@@ -45,8 +45,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fdm_jax.config_loading import load_config, resolve_config_path, split_spec  # noqa: E402
-from fdm_jax.image_io import fit_mask, read_image, read_mask, resize_and_center_crop  # noqa: E402
+from fdm_jax.cli.config_loading import load_config, resolve_config_path, split_spec  # noqa: E402
+from fdm_jax.io.images import fit_mask, read_image, read_mask, resize_and_center_crop  # noqa: E402
 from fdm_jax.put_fdm import build_models, masked_patch_index  # noqa: E402
 from fdm_jax.put_fdm.codec import PatchVQVAE  # noqa: E402
 from fdm_jax.put_fdm.sampling import inpaint  # noqa: E402
@@ -134,7 +134,7 @@ def count_masked_patches(mask: np.ndarray, patch: int) -> int:
 def load_pairs(data_dir: Path, size: int):
     """All (name, image float32 (size, size, 3) in [0, 255], mask float32 (size, size), 1 = known).
     Images of another size: smaller side scaled to `size` (cv2.INTER_AREA), then the centre crop;
-    masks follow with cv2.INTER_NEAREST (fdm_jax.image_io.fit_mask). For 256 -> 64 that is a plain
+    masks follow with cv2.INTER_NEAREST (fdm_jax.io.images.fit_mask). For 256 -> 64 that is a plain
     resize of the whole image."""
     images = sorted(p for p in (data_dir / "images").iterdir() if p.is_file())
     if not images:

@@ -73,7 +73,7 @@ def bench_phase(config, phase: str, steps: int, batch_size: int | None):
 
 
 def main(argv=None):
-    from fdm_jax.config_loading import apply_overrides, load_config, split_spec
+    from fdm_jax.cli.config_loading import apply_overrides, load_config, split_spec
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="configs/paris.py")

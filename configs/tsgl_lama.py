@@ -11,7 +11,7 @@ shared/research/tsgl_spec.md §6.2: 463.37 GMAC, 34,468,035 parameters); `tsgl_s
 
 Commands with this port:
     python -m fdm_jax.parity ../shared/fixtures/tsgl/tsgl_lama_generator_small.npz        # ':tiny' vs the original
-    python -c "from fdm_jax.config_loading import load_config; from fdm_jax.convert.tsgl import tsgl_summary; \
+    python -c "from fdm_jax.cli.config_loading import load_config; from fdm_jax.convert.tsgl import tsgl_summary; \
                print(tsgl_summary(load_config('configs/tsgl_lama.py')))"                   # params, GMACs vs paper
   Weights: fdm_jax.convert.tsgl.load_lama_generator('G_0.pth', build_generator(config.model)) reads the
   original DataParallel checkpoint without torch. Inference: the test pipeline (config.data.test) feeds
@@ -28,7 +28,7 @@ shared/research/tsgl_spec.md.
 
 import ml_collections
 
-from fdm_jax.config_loading import load_sibling
+from fdm_jax.cli.config_loading import load_sibling
 
 VARIANTS = {
     "": "TSGL-LaMa as released (also selected by arg=None)",

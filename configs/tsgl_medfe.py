@@ -12,7 +12,7 @@ of them the frozen random `mask_conv` weights of the balance module); `tsgl_summ
 
 Commands with this port:
     python -m fdm_jax.parity ../shared/fixtures/tsgl/tsgl_medfe_generator_small.npz       # ':tiny' vs the original
-    python -c "from fdm_jax.config_loading import load_config; from fdm_jax.convert.tsgl import tsgl_summary; \
+    python -c "from fdm_jax.cli.config_loading import load_config; from fdm_jax.convert.tsgl import tsgl_summary; \
                print(tsgl_summary(load_config('configs/tsgl_medfe.py')))"                  # params, GMACs
   Weights: fdm_jax.convert.tsgl.load_medfe_generator('G_0.pth', build_generator(config.model)).
   Inputs: image and RTV texture normalised to [-1, 1]; edge and gray from the WRAPPED uint8 image
@@ -29,7 +29,7 @@ is shared/research/tsgl_spec.md.
 
 import ml_collections
 
-from fdm_jax.config_loading import load_sibling
+from fdm_jax.cli.config_loading import load_sibling
 
 VARIANTS = {
     "": "TSGL (MEDFE-based, 256x256) as released (also selected by arg=None)",

@@ -14,7 +14,7 @@ Inputs (checked before any model runs; anything else is an `InputError` naming t
          By default True / 1 / 255 = HOLE, as the masks in `../shared/data` (`mask_polarity="known"`
          for 1 = known pixel). The mask must hold at least one hole and one known pixel per image.
 PUT + FDM models work at their training size (config.image_size, e.g. 256): give images of that size
-(`fdm_jax.image_io.resize_and_center_crop` does the original's resize + centre crop). LaMa and
+(`fdm_jax.io.images.resize_and_center_crop` does the original's resize + centre crop). LaMa and
 TSGL-LaMa work at the image's own resolution; TSGL-MEDFE at 256x256.
 
 Outputs are numpy uint8 RGB: `PutFdm.inpaint` returns (num_samples, H, W, 3) for one image and
@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fdm_jax.image_io import InputError
+from fdm_jax.io.images import InputError
 
 __all__ = ["Generator", "InputError", "PutFdm", "load", "prepare_image", "prepare_mask"]
 
@@ -148,7 +148,7 @@ class PutFdm:
         s = self.image_size
         if x.shape[1:3] != (s, s):
             raise InputError(f"image: {x.shape[2]}x{x.shape[1]} pixels; this model works at {s}x{s} "
-                             f"(fdm_jax.image_io.resize_and_center_crop(image, {s}) does the original's "
+                             f"(fdm_jax.io.images.resize_and_center_crop(image, {s}) does the original's "
                              f"resize + centre crop)")
         m = prepare_mask(mask, x.shape[:3], mask_polarity)
         if not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
@@ -171,7 +171,7 @@ class PutFdm:
         v, models = self.variables, self.models
         on_step = None
         if progress:
-            from fdm_jax.compilation_cache import notice
+            from fdm_jax.cli.compilation_cache import notice
 
             signature = (id(jit_inpaint_samples), models["codec"], models["sampler"], img.shape, int(num_samples),
                          top_k, bool(use_fdm))
@@ -239,7 +239,7 @@ class _SamplingProgress:
 class Generator:
     """Big-LaMa or a TSGL generator: one deterministic result per image."""
 
-    generator: Any  # fdm_jax.generator_inpainting.Generator
+    generator: Any  # fdm_jax.inference.generators.Generator
 
     @property
     def name(self) -> str:
@@ -258,7 +258,7 @@ class Generator:
         """(H, W, 3) or (B, H, W, 3) uint8 results with the known pixels of the input.
         refine (lama, tsgl_lama): multiscale feature refinement; refine_overrides (n_iters, lr,
         min_side, ...) replace the config's `refiner` settings."""
-        from fdm_jax import generator_inpainting as gi
+        from fdm_jax.inference import generators as gi
 
         x = prepare_image(image)
         single = np.asarray(image).ndim == 3
@@ -281,19 +281,19 @@ def load(checkpoint: str | Path | Sequence[str | Path], config: str | None = Non
     configs/paris.py); an original Big-LaMa / TSGL checkpoint with `config` naming configs/big_lama.py,
     tsgl_lama.py or tsgl_medfe.py; or "random" (random weights of `config`, a smoke test).
     """
-    from fdm_jax.config_loading import load_config
+    from fdm_jax.cli.config_loading import load_config
 
     paths = [str(c) for c in (checkpoint if isinstance(checkpoint, (list, tuple)) else [checkpoint])]
     if config is not None:
         cfg = load_config(config)
         name = cfg.get("model_name", "put_fdm")
         if name in GENERATORS:
-            from fdm_jax import generator_inpainting as gi
+            from fdm_jax.inference import generators as gi
 
             if len(paths) != 1:
                 raise InputError(f"checkpoint: {name} takes one checkpoint file, got {len(paths)}")
             return Generator(gi.load(name, paths[0], config))
-    from fdm_jax.model_loading import load_put_fdm
+    from fdm_jax.inference.put_fdm import load_put_fdm
 
     cfg, models, variables = load_put_fdm(paths, config or "configs/paris.py")
     return PutFdm(cfg, models, variables)

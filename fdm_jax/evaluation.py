@@ -215,7 +215,7 @@ class PutFdmInpainter:
     @classmethod
     def from_checkpoints(cls, checkpoints: Sequence[str], config_spec: str = "configs/paris.py", *,
                          use_fdm: bool = True, top_k: int | None = None, name: str | None = None):
-        from fdm_jax.model_loading import load_put_fdm
+        from fdm_jax.inference.put_fdm import load_put_fdm
 
         config, models, variables = load_put_fdm(checkpoints, config_spec)
         if name is None:
@@ -234,7 +234,7 @@ class PutFdmInpainter:
         from fdm_jax.put_fdm.sampling import jit_inpaint_samples
 
         if num_samples not in self._compiled:  # the shared jitted sampler; say when it first compiles here
-            from fdm_jax.compilation_cache import notice
+            from fdm_jax.cli.compilation_cache import notice
 
             self._compiled.add(num_samples)
             notice(f"the PUT+FDM sampler for batches of {len(images)}, {num_samples} sample(s)")
@@ -481,7 +481,7 @@ def _read_png(path: Path) -> np.ndarray:
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:
-    from fdm_jax.image_io import write_image
+    from fdm_jax.io.images import write_image
 
     write_image(path, image)
 
@@ -828,7 +828,7 @@ def _write_grid(out: Path, buckets, assignment, names, num_samples: int, rows: i
     column labels above and "bucket / image" left of each row."""
     import cv2
 
-    from fdm_jax.visualize import labelled_grid
+    from fdm_jax.io.visualize import labelled_grid
 
     cells, row_labels = [], []
     for b in buckets:
@@ -845,7 +845,7 @@ def _write_grid(out: Path, buckets, assignment, names, num_samples: int, rows: i
 
 def _write_plots(out: Path, results: dict) -> list[Path]:
     """metrics.png: every metric of the table against the hole-ratio bucket (one panel per metric)."""
-    from fdm_jax.visualize import panel_plot
+    from fdm_jax.io.visualize import panel_plot
 
     labels = list(results["buckets"])
     values = {m: [results["buckets"][b]["metrics"].get(m) for b in labels] for m in results["metrics"]}

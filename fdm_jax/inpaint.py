@@ -49,7 +49,7 @@ import numpy as np
 def _read_inputs(args):
     """The image and mask files (or the --mask-ratio mask), read and checked before any model loads.
     Returns (image uint8 (H, W, 3), mask (h, w) 1 = known, or None for --mask-ratio)."""
-    from fdm_jax.image_io import read_image, read_mask
+    from fdm_jax.io.images import read_image, read_mask
 
     raw = read_image(args.image)
     mask = read_mask(args.mask, args.mask_polarity) if args.mask else None
@@ -59,7 +59,7 @@ def _read_inputs(args):
 
 
 def _prepare_inputs(args, size: int, raw=None, raw_mask=None):
-    from fdm_jax.image_io import check_mask, fit_mask, random_mask, resize_and_center_crop
+    from fdm_jax.io.images import check_mask, fit_mask, random_mask, resize_and_center_crop
 
     if raw is None:
         raw, raw_mask = _read_inputs(args)
@@ -105,7 +105,7 @@ def _check_out(out) -> None:
     written only after sampling."""
     import os
 
-    from fdm_jax.image_io import InputError
+    from fdm_jax.io.images import InputError
 
     p = Path(out)
     if p.exists() and not p.is_dir():
@@ -122,8 +122,8 @@ def run(args) -> Path:
     import jax
 
     from fdm_jax.api import load
-    from fdm_jax.image_io import write_image
-    from fdm_jax.visualize import labelled_grid
+    from fdm_jax.io.images import write_image
+    from fdm_jax.io.visualize import labelled_grid
 
     raw, raw_mask = _read_inputs(args)
     model = load(args.checkpoint, args.config)
@@ -146,8 +146,8 @@ def run(args) -> Path:
 
 def run_generator(args) -> Path:
     """--model lama | tsgl_lama | tsgl_medfe."""
-    from fdm_jax import generator_inpainting as gi
-    from fdm_jax.image_io import InputError, check_mask, random_mask, read_image, read_mask, write_image
+    from fdm_jax.inference import generators as gi
+    from fdm_jax.io.images import InputError, check_mask, random_mask, read_image, read_mask, write_image
 
     if len(args.checkpoint) != 1:
         raise InputError(f"--model {args.model}: give one --checkpoint (got {len(args.checkpoint)})")
@@ -202,7 +202,7 @@ def main(argv=None) -> int:
     ap.add_argument("--refine-lr", type=float, default=None, help="Adam learning rate of the refinement (original: 0.002)")
     ap.add_argument("--refine-min-side", type=int, default=None, help="refinement pyramid's smallest side (original: 512)")
     ap.add_argument("--out", required=True, help="output directory")
-    from fdm_jax import compilation_cache
+    from fdm_jax.cli import compilation_cache
 
     compilation_cache.add_argument(ap)
     args = ap.parse_args(argv)
@@ -215,7 +215,7 @@ def main(argv=None) -> int:
 
     from fdm_jax.convert.pth_reader import PthFormatError
     from fdm_jax.convert.put_fdm import ConversionError
-    from fdm_jax.image_io import InputError
+    from fdm_jax.io.images import InputError
 
     compilation_cache.setup(args.compilation_cache)
     try:

@@ -55,7 +55,7 @@ def count_parameters(model_config, image_size: int) -> dict[str, int]:
 
 
 def main(argv=None) -> int:
-    from fdm_jax.config_loading import load_config
+    from fdm_jax.cli.config_loading import load_config
 
     ap = argparse.ArgumentParser(prog="python -m fdm_jax.summary", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)

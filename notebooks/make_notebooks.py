@@ -131,7 +131,7 @@ def quickstart():
 
             import cv2
             import numpy as np
-            from fdm_jax.image_io import random_mask, read_image, resize_and_center_crop
+            from fdm_jax.io.images import random_mask, read_image, resize_and_center_crop
 
             sample_dir = DATA_DIR / "images" / "put_naturalscene_256_sample"
             IMAGE = IMAGE or upload_in_colab()
@@ -219,7 +219,7 @@ def functional_tour():
             import matplotlib.pyplot as plt
             import numpy as np
             from fdm_jax.put_fdm import sampling
-            from fdm_jax.image_io import random_mask, read_image, resize_and_center_crop
+            from fdm_jax.io.images import random_mask, read_image, resize_and_center_crop
             from fdm_jax.put_fdm.codec import PatchVQVAE
 
         ''', LOAD_PUT_FDM, '''
@@ -456,7 +456,7 @@ def high_resolution():
             import cv2
             import matplotlib.pyplot as plt
             import numpy as np
-            from fdm_jax.image_io import read_image
+            from fdm_jax.io.images import read_image
             from fdm_jax.lama.refine import RefineConfig, pyramid_sizes
 
             ckpt = repo_path(CHECKPOINT) if CHECKPOINT != "random" else "random"

@@ -29,7 +29,7 @@ def demo_run(tmp_path_factory):
     if demo:
         assert (Path(demo) / "fdm_tuning").is_dir(), f"FDM_JAX_DEMO_RUN={demo} holds no finished demo run"
         return Path(demo)
-    from fdm_jax.config_loading import apply_overrides, load_config
+    from fdm_jax.cli.config_loading import apply_overrides, load_config
     from fdm_jax.train import train
 
     config = apply_overrides(load_config("configs/demo.py"), [

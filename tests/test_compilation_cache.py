@@ -1,4 +1,4 @@
-"""Where the command entry points put JAX's persistent compilation cache (fdm_jax.compilation_cache)."""
+"""Where the command entry points put JAX's persistent compilation cache (fdm_jax.cli.compilation_cache)."""
 
 import subprocess
 import sys
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fdm_jax import compilation_cache as cc
+from fdm_jax.cli import compilation_cache as cc
 
 
 def test_folder_from_flag_then_variable_then_user_cache(monkeypatch, tmp_path):

@@ -1,4 +1,4 @@
-"""Tests of configs/{paris,places}.py, configs/put_fdm_common.py and fdm_jax.config_loading.
+"""Tests of configs/{paris,places}.py, configs/put_fdm_common.py and fdm_jax.cli.config_loading.
 
 The expected constants below were read from hyudsl/FDM@3d3c30fd configs/{paris,naturalscene}/*.yaml
 (and the Python defaults named in the config comments) when the configs were written; the YAML
@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from fdm_jax.config_loading import load_config, split_spec  # noqa: E402
+from fdm_jax.cli.config_loading import load_config, split_spec  # noqa: E402
 
 PARIS = str(REPO_ROOT / "configs" / "paris.py")
 PLACES = str(REPO_ROOT / "configs" / "places.py")

@@ -137,7 +137,7 @@ def test_readme_recipe_with_tiny_config():
     """The README's checkpoint recipe, on the tiny config (the fixtures' reduced sizes)."""
     from pathlib import Path
 
-    from fdm_jax.config_loading import load_config
+    from fdm_jax.cli.config_loading import load_config
     from fdm_jax.put_fdm import build_models
 
     config = load_config(str(Path(__file__).resolve().parents[1] / "configs/paris.py:tiny"))

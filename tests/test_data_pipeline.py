@@ -13,7 +13,7 @@ import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 from PIL import Image
 
-from fdm_jax.config_loading import load_config
+from fdm_jax.cli.config_loading import load_config
 from fdm_jax.data.masks import ProvidedMasks
 from fdm_jax.data.pipeline import TrainIterator, epoch_permutation, shard_batch
 from fdm_jax.data.preprocess import preprocess_image, smallest_max_size_shape, to_rgb_uint8

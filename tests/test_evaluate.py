@@ -8,13 +8,13 @@ import cv2
 import numpy as np
 import pytest
 
-from fdm_jax.config_loading import load_config
+from fdm_jax.cli.config_loading import load_config
 from fdm_jax.data.masks import ProvidedMasks
 from fdm_jax.data.sources import ArrayImageSource
 from fdm_jax.evaluation import (EvaluationError, PutFdmInpainter, assign_masks, evaluate, hole_ratio,
                                 parse_buckets)
 from fdm_jax.metrics.fid import FIDStats, fid_score
-from fdm_jax.model_loading import load_put_fdm
+from fdm_jax.inference.put_fdm import load_put_fdm
 from fdm_jax.weights import cached_path
 from shared_paths import fixtures_dir, require, shared_dir
 

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fdm_jax.config_loading import apply_overrides, load_config
+from fdm_jax.cli.config_loading import apply_overrides, load_config
 from shared_paths import fixtures_dir, require, shared_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def _weights() -> list[str]:
 
 @pytest.fixture(scope="module")
 def tiny_put():
-    from fdm_jax.model_loading import load_put_fdm
+    from fdm_jax.inference.put_fdm import load_put_fdm
 
     return load_put_fdm(_weights(), TINY)
 
@@ -88,13 +88,13 @@ def _no_model_loading(monkeypatch):
     def stub(*a, **k):
         raise _ModelLoaded("the model was loaded before the input was checked")
 
-    monkeypatch.setattr("fdm_jax.model_loading.load_put_fdm", stub)
+    monkeypatch.setattr("fdm_jax.inference.put_fdm.load_put_fdm", stub)
 
 
 # ------------------------------------------------------------------- row 1: NaN / Inf, Python API
 
 def test_row1_nan_or_inf_input_to_inpaint_samples_is_an_input_error(tiny_put):
-    from fdm_jax.image_io import InputError
+    from fdm_jax.io.images import InputError
     from fdm_jax.put_fdm.sampling import inpaint_samples
 
     config, models, variables = tiny_put
@@ -118,7 +118,7 @@ def test_row1_nan_or_inf_input_to_inpaint_samples_is_an_input_error(tiny_put):
 
 
 def test_row1_nan_input_to_refine_is_an_input_error():
-    from fdm_jax.image_io import InputError
+    from fdm_jax.io.images import InputError
     from fdm_jax.lama.generator import FrontRear
     from fdm_jax.lama.refine import RefineConfig, refine
 
@@ -256,7 +256,7 @@ def _warnings_of(monkeypatch, tmp_path, image: np.ndarray, mask: np.ndarray | No
     from fdm_jax.inpaint import main
 
     config = load_config(TINY)
-    monkeypatch.setattr("fdm_jax.model_loading.load_put_fdm", lambda *a, **k: (config, _StopModels(), {}))
+    monkeypatch.setattr("fdm_jax.inference.put_fdm.load_put_fdm", lambda *a, **k: (config, _StopModels(), {}))
     cv2.imwrite(str(tmp_path / "img.png"), image)
     args = ["--checkpoint", "random", "--config", TINY, "--image", str(tmp_path / "img.png"), "--out",
             str(tmp_path / "out")]
@@ -503,7 +503,7 @@ def test_fuzzed_arrays_to_inpaint_samples_run_or_raise_input_error(tiny_put, dty
     """A valid input (64 x 64 RGB, any real dtype, a mask in [0, 1] of any hole share, polarity
     included) with up to two mutations: it runs to a finite result of the stated shape, or raises
     InputError with a one-line message, never anything else."""
-    from fdm_jax.image_io import InputError
+    from fdm_jax.io.images import InputError
     from fdm_jax.put_fdm.sampling import inpaint_samples
 
     config, models, variables = tiny_put
@@ -561,7 +561,7 @@ def test_fuzzed_files_to_inpaint_input_handling_run_or_raise_input_error(tmp_pat
     import argparse
     import warnings
 
-    from fdm_jax.image_io import InputError
+    from fdm_jax.io.images import InputError
     from fdm_jax.inpaint import _prepare_inputs, _read_inputs
 
     rng = np.random.default_rng(1)

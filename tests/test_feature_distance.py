@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fdm_jax.config_loading import load_config
+from fdm_jax.cli.config_loading import load_config
 from fdm_jax.metrics.feature_distance import feature_distances
 from fdm_jax.put_fdm import build_models
 from fdm_jax.put_fdm.patch_masks import masked_patch_index

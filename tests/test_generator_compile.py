@@ -1,10 +1,10 @@
 """The one-shot generators behind `inpaint --model ...` compile once per model and input shape:
-their variables and images are arguments of module-level jitted functions (fdm_jax.generator_inpainting)."""
+their variables and images are arguments of module-level jitted functions (fdm_jax.inference.generators)."""
 
 import jax
 import numpy as np
 
-from fdm_jax import generator_inpainting as gi
+from fdm_jax.inference import generators as gi
 from fdm_jax.lama.generator import FFCResNetGenerator, random_variables
 
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fdm_jax.image_io import (HOLE_BLACK, InputError, check_mask, fit_mask, random_mask, read_image, read_mask,
+from fdm_jax.io.images import (HOLE_BLACK, InputError, check_mask, fit_mask, random_mask, read_image, read_mask,
                               resize_and_center_crop)
 from shared_paths import shared_dir, require
 

@@ -465,7 +465,7 @@ def test_numpy_pickle_loader_refuses_other_globals(tmp_path):
 # --- configuration ---------------------------------------------------------------------------------
 
 def test_losses_build_from_the_shipped_configs():
-    from fdm_jax.config_loading import load_config
+    from fdm_jax.cli.config_loading import load_config
 
     cfg = load_config("configs/paris.py:tiny")
     disc = Discriminator(widths=SMALL_WIDTHS)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fdm_jax.config_loading import load_config
+from fdm_jax.cli.config_loading import load_config
 from fdm_jax.data.masks import (MaskRNG, ProvidedMasks, image_list_mask, mask_seed, provided_dataset_mask,
                                 stroke_mask, training_masks)
 from fdm_jax.parity import EXIT_OK, run_fixture

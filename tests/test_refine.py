@@ -250,7 +250,7 @@ def test_benchmark_ci_size(tmp_path):
     assert by_mode["refine"]["pyramid_low_to_high"] == [[128, 128], [256, 256]]
     assert by_mode["refine"]["rear_forwards"] == 3 and by_mode["refine"]["adam_steps"] == 2
     assert all(r["seconds_per_image"] > 0 and r["peak_bytes"] > 0 for r in by_mode.values())
-    from fdm_jax.config_loading import load_config
+    from fdm_jax.cli.config_loading import load_config
     from fdm_jax.lama.generator import count_parameters
 
     assert report["num_params"] == count_parameters(FFCResNetGenerator(**load_config("configs/big_lama.py:tiny").model))

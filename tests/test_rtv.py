@@ -82,7 +82,7 @@ def _small_images():
 def test_medfe_pipeline_uses_rtv_of_the_full_image_by_default(tmp_path):
     """configs/tsgl_medfe.py (the released variant) feeds the RTV image: tsmooth of the FULL image, then
     the example's own crop and flip, as the original crops its precomputed RTV file with the RGB image."""
-    from fdm_jax.config_loading import load_config
+    from fdm_jax.cli.config_loading import load_config
     from fdm_jax.data.pipeline import TrainIterator
     from fdm_jax.data.preprocess import preprocess_from_config, preprocess_rng
     from fdm_jax.data.sources import ArrayImageSource
@@ -122,7 +122,7 @@ def test_medfe_pipeline_uses_rtv_of_the_full_image_by_default(tmp_path):
 
 
 def test_gaussian_fallback_is_named_and_unknown_source_is_an_error():
-    from fdm_jax.config_loading import load_config
+    from fdm_jax.cli.config_loading import load_config
     from fdm_jax.tsgl.phase import structure_example_fn
 
     tiny = load_config("configs/tsgl_medfe.py:tiny")
@@ -159,8 +159,8 @@ def test_medfe_inference_takes_the_configs_texture_source(monkeypatch):
     """inpaint --model tsgl_medfe feeds tsmooth's RTV image when the config says 'rtv' (the released
     config) and the Gaussian fallback for 'gaussian' (':tiny')."""
     import fdm_jax.tsgl.rtv as rtv_mod
-    from fdm_jax import generator_inpainting as gi
-    from fdm_jax.config_loading import load_config
+    from fdm_jax.inference import generators as gi
+    from fdm_jax.cli.config_loading import load_config
 
     seen = {}
     monkeypatch.setattr(gi, "_apply", lambda model, v, x, edge, t, gray, k: (seen.update(t=np.asarray(t)), x)[1])

@@ -3,7 +3,7 @@ instantiating the original configs): the numbers behind the README's reconciliat
 
 from pathlib import Path
 
-from fdm_jax.config_loading import load_config
+from fdm_jax.cli.config_loading import load_config
 from fdm_jax.summary import count_parameters, main
 
 ROOT = Path(__file__).resolve().parents[1]

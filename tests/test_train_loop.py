@@ -15,7 +15,7 @@ import jax
 import numpy as np
 import pytest
 
-from fdm_jax.config_loading import apply_overrides, load_config
+from fdm_jax.cli.config_loading import apply_overrides, load_config
 from fdm_jax.train import train_phase
 from fdm_jax.train.checkpointing import load_trained_variables
 from fdm_jax.train.metrics_log import read_metrics

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from fdm_jax.config_loading import apply_overrides, load_config
+from fdm_jax.cli.config_loading import apply_overrides, load_config
 from fdm_jax.train import data_mesh
 from fdm_jax.put_fdm.phases import make_phase
 from fdm_jax.train.optimizers import trainable_labels

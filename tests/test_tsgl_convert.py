@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fdm_jax.config_loading import load_config
+from fdm_jax.cli.config_loading import load_config
 from fdm_jax.convert import tsgl as conv
 from fdm_jax.convert.put_fdm import ConversionError
 from fdm_jax.tsgl.lama import TSGLLamaGenerator

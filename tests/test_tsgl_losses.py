@@ -11,7 +11,7 @@ import optax
 import pytest
 from PIL import Image, ImageFilter
 
-from fdm_jax.config_loading import load_config
+from fdm_jax.cli.config_loading import load_config
 from fdm_jax.convert import tsgl as conv
 from fdm_jax.tsgl import structure
 from fdm_jax.tsgl import losses as L

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fdm_jax.config_loading import load_config
+from fdm_jax.cli.config_loading import load_config
 from fdm_jax.tsgl import structure
 from fdm_jax.data.masks import ProvidedMasks
 from fdm_jax.data.pipeline import TrainIterator

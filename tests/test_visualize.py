@@ -1,9 +1,9 @@
-"""Labelled grids and plots (fdm_jax.visualize): images land where they should, labels are drawn."""
+"""Labelled grids and plots (fdm_jax.io.visualize): images land where they should, labels are drawn."""
 
 import numpy as np
 import pytest
 
-from fdm_jax.visualize import PAD, labelled_grid, panel_plot
+from fdm_jax.io.visualize import PAD, labelled_grid, panel_plot
 
 
 def test_cells_are_placed_unchanged_and_labels_are_drawn():

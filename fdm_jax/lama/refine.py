@@ -354,7 +354,7 @@ def refine_scale(fr: FrontRear, variables, image_p, hole_p, prev, *, n_iters: in
 # ----------------------------------------------------------------------------------- driver
 
 def _check_inputs(image, mask):
-    from fdm_jax.input_checks import InputError, check_image_mask
+    from fdm_jax.io.input_checks import InputError, check_image_mask
 
     image, mask = jnp.asarray(image), jnp.asarray(mask)
     if image.ndim != 4 or image.shape[0] != 1 or image.shape[-1] != 3:

@@ -332,7 +332,7 @@ def inpaint_samples(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, fdm, f
     Every output gains a leading sample axis (N, B, ...). Sample s of image i depends only on image i's
     key (see `_split_keys`), so it is batch-independent like `inpaint`. Bad input (shapes, dtypes, NaN or
     out-of-range values, a size the sampler cannot take) is an `InputError` raised before any model runs."""
-    from fdm_jax.input_checks import InputError, check_image_mask
+    from fdm_jax.io.input_checks import InputError, check_image_mask
 
     if int(num_samples) < 1:
         raise InputError(f"inpaint_samples: num_samples must be at least 1, got {num_samples}")

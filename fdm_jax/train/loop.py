@@ -197,7 +197,7 @@ def train_phase(config, workdir, *, run_root=None, devices=None, progress: bool 
             if fixed_preview is None:
                 fixed_preview = jax.tree_util.tree_map(lambda x: x[: int(run.sample_images)], batch)
             if step == start and progress:
-                from fdm_jax.compilation_cache import notice
+                from fdm_jax.cli.compilation_cache import notice
 
                 notice(f"the {name} train step")
             state, metrics = step_fn(state, batch)

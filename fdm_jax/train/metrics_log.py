@@ -79,10 +79,10 @@ def read_metrics(path) -> list[dict]:
 
 def write_grid(path, columns: dict, max_rows: int = 8, title: str | None = None) -> Path:
     """A PNG with one row per image and one labelled column per entry of `columns` ({label: (B, H, W, 3)
-    in [0, 255]}), the labels drawn above the columns (fdm_jax.visualize.labelled_grid)."""
+    in [0, 255]}), the labels drawn above the columns (fdm_jax.io.visualize.labelled_grid)."""
     import cv2
 
-    from fdm_jax.visualize import labelled_grid
+    from fdm_jax.io.visualize import labelled_grid
 
     cols = [np.asarray(v, np.float32)[:max_rows] for v in columns.values()]
     grid = labelled_grid([[c[i] for c in cols] for i in range(cols[0].shape[0])], col_labels=list(columns),
@@ -97,7 +97,7 @@ def write_grid(path, columns: dict, max_rows: int = 8, title: str | None = None)
 def plot_metrics(path, out, keys: tuple[str, ...] | None = None) -> Path | None:
     """The loss curves of a run's `metrics.jsonl` as a PNG, one small panel per loss (every logged
     scalar whose name contains "loss", or `keys`); None when nothing was logged."""
-    from fdm_jax.visualize import panel_plot
+    from fdm_jax.io.visualize import panel_plot
 
     rows = read_metrics(path) if Path(path).is_file() else []
     scalars = sorted({k for r in rows for k, v in r.items() if k not in ("step", "time") and isinstance(v, (int, float))})

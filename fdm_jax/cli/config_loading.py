@@ -20,7 +20,7 @@ from pathlib import Path
 
 import ml_collections
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:

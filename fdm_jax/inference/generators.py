@@ -51,7 +51,7 @@ class Generator:
 def load(name: str, checkpoint: str, config_spec: str | None = None) -> Generator:
     """`checkpoint`: an original checkpoint (LaMa's Lightning best.ckpt or a generator state_dict;
     TSGL's .pth) or 'random' (a smoke test: random weights)."""
-    from fdm_jax.config_loading import load_config
+    from fdm_jax.cli.config_loading import load_config
 
     if name not in DEFAULT_CONFIGS:
         raise ValueError(f"--model {name!r}: expected one of put_fdm, {', '.join(DEFAULT_CONFIGS)}")
@@ -91,7 +91,7 @@ def inpaint(gen: Generator, image: np.ndarray, known: np.ndarray, *, refine: boo
     """image uint8 (H, W, 3), known float (H, W) with 1 = known -> float RGB [0, 255] result.
     `refine` (lama, tsgl_lama): multiscale feature refinement with the config's `refiner` settings
     (or RefineConfig defaults), `refine_overrides` replacing some of them."""
-    from fdm_jax.image_io import InputError
+    from fdm_jax.io.images import InputError
 
     if image.shape[:2] != known.shape:
         raise InputError(f"mask shape {known.shape} != image size {image.shape[:2]}; --model {gen.name} "
@@ -152,7 +152,7 @@ def _medfe(gen: Generator, image: np.ndarray, known: np.ndarray) -> np.ndarray:
 
     from fdm_jax.tsgl import rtv
     from fdm_jax.tsgl.structure import edge_and_gray, normalize_image
-    from fdm_jax.image_io import InputError
+    from fdm_jax.io.images import InputError
 
     if image.shape[:2] != (256, 256):
         raise InputError(f"--model tsgl_medfe works at 256x256 only (the original's fixed sizes); "

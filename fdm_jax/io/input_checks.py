@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fdm_jax.image_io import InputError
+from fdm_jax.io.images import InputError
 
 __all__ = ["InputError", "check_image_mask"]
 
@@ -77,7 +77,7 @@ def check_image_mask(image, mask, *, where: str, value_range: tuple[float, float
             raise InputError(f"{where}: mask has {int((~np.isfinite(mf)).sum())} NaN or infinite value(s); "
                              "expected values in [0, 1] with 1 = known")
         if mf.min() < 0 or mf.max() > 1:
-            hint = " (a 0/255 mask file? read it with fdm_jax.image_io.read_mask)" if mf.max() > 1 else ""
+            hint = " (a 0/255 mask file? read it with fdm_jax.io.images.read_mask)" if mf.max() > 1 else ""
             raise InputError(f"{where}: mask values span [{mf.min():g}, {mf.max():g}]; expected [0, 1] with "
                              f"1 = known{hint}")
     return jnp.asarray(image).astype(jnp.float32), jnp.asarray(mask).astype(jnp.float32)

@@ -15,7 +15,7 @@
 
 Returns (config: ml_collections.ConfigDict, models: {'codec', 'sampler', 'fdm'} Flax modules,
 variables: {'codec', 'sampler', 'fdm'} Flax variable trees). Problems with the inputs raise
-`fdm_jax.image_io.InputError` (or the converters' ConversionError / PthFormatError) with a one-line
+`fdm_jax.io.images.InputError` (or the converters' ConversionError / PthFormatError) with a one-line
 message naming the path.
 """
 
@@ -32,7 +32,7 @@ __all__ = ["load_put_fdm", "resolve_checkpoints"]
 def resolve_checkpoints(checkpoints: Sequence[str]) -> tuple[str, list[str]]:
     """('random' | 'pth' | 'runs', paths): what kind of checkpoint `checkpoints` names, with
     directories of `.pth` files expanded to the (sorted) files."""
-    from fdm_jax.image_io import InputError
+    from fdm_jax.io.images import InputError
 
     checkpoints = [str(c) for c in checkpoints]
     if not checkpoints:
@@ -66,7 +66,7 @@ def load_put_fdm(checkpoints: Sequence[str], config_spec: str = "configs/paris.p
     if kind == "runs":
         return _load_runs(paths)
 
-    from fdm_jax.config_loading import load_config
+    from fdm_jax.cli.config_loading import load_config
     from fdm_jax.put_fdm import build_models
 
     config = load_config(config_spec)
@@ -107,7 +107,7 @@ def _load_runs(dirs: list[str]):
     from the checkpoints' own config."""
     import ml_collections
 
-    from fdm_jax.image_io import InputError
+    from fdm_jax.io.images import InputError
     from fdm_jax.put_fdm import build_models
     from fdm_jax.train.checkpointing import CheckpointError, load_inference_variables
 

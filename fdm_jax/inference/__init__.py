@@ -1,0 +1,2 @@
+"""Loading trained or original models for inference: PUT + FDM (put_fdm) and the one-pass
+generators Big-LaMa / TSGL (generators)."""
