@@ -15,7 +15,7 @@ Writes to --out: results.json, table.md (rows = methods, columns = metric x buck
 paper's Table 1, with the paper's numbers when the config is Paris or Places), grid.png, and the
 samples and per-image metrics as they are produced. Running the same command again resumes: images
 already done are not redone. Same seed, same settings -> same files. How every metric is computed
-(the conventions of PUT's metric scripts): see fdm_jax/evaluation.py.
+(the conventions of PUT's metric scripts): see fdm_jax/evaluation/.
 """
 
 from __future__ import annotations
