@@ -423,10 +423,11 @@ def test_disk_full_during_a_save_is_a_clear_error_and_the_run_resumes(base_run, 
 def test_nan_loss_stops_the_run_with_the_last_good_checkpoint_kept(base_run, tmp_path, monkeypatch):
     """From step 6 on the step returns NaN parameters and loss (a diverged run). Checkpoints every 2
     steps, logs every 4: the NaN state of step 6 must not become a checkpoint."""
-    from fdm_jax.train import TrainingError, loop, train_phase
+    from fdm_jax.put_fdm import phases
+    from fdm_jax.train import TrainingError, train_phase
     from fdm_jax.train.checkpointing import load_trained_variables
 
-    make_phase = loop.make_phase
+    make_phase = phases.make_phase
 
     def diverging(*a, **k):
         phase = make_phase(*a, **k)
@@ -442,7 +443,7 @@ def test_nan_loss_stops_the_run_with_the_last_good_checkpoint_kept(base_run, tmp
         object.__setattr__(phase, "train_step", train_step)  # a frozen dataclass: shadow the method
         return phase
 
-    monkeypatch.setattr(loop, "make_phase", diverging)
+    monkeypatch.setattr(phases, "make_phase", diverging)  # the loop looks it up when it builds a phase
     run = _copy(base_run, tmp_path)
     with pytest.raises(TrainingError, match=r"step 6: non-finite \['loss'\].*last good checkpoint: 4"):
         train_phase(_train_config(8, 2, log_every=4), run, progress=False)
