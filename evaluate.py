@@ -20,7 +20,6 @@ already done are not redone. Same seed, same settings -> same files. How every m
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -28,50 +27,49 @@ REPO = Path(__file__).resolve().parent
 DEFAULT_MASK_DIR = REPO.parent / "shared" / "data" / "masks" / "pconv_test"
 
 
-def _parse(argv):
-    ap = argparse.ArgumentParser(prog="evaluate.py", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", action="append", required=True,
-                    help="fdm_jax run directory, original .pth file (repeat for codec+FDM and transformer), "
-                         "or 'random'")
-    ap.add_argument("--config", default="configs/paris.py",
-                    help="config file[:variant] giving the model sizes for .pth files and 'random' "
-                         "(runs carry their own)")
-    ap.add_argument("--data", required=True, help="folder of images, or a prepared tfds dataset name / directory")
-    ap.add_argument("--split", default="validation", help="tfds split (default: %(default)s)")
-    ap.add_argument("--tfds-data-dir", default=None, help="tfds data_dir of --data")
-    ap.add_argument("--masks", default="pconv", choices=["pconv"],
-                    help="mask set: 'pconv' = the NVIDIA irregular masks of --mask-dir, bucketed by hole ratio")
-    ap.add_argument("--mask-dir", default=str(DEFAULT_MASK_DIR),
-                    help="folder of mask PNGs, 255 = hole (default: %(default)s)")
-    ap.add_argument("--buckets", default="0.2-0.4,0.4-0.6",
-                    help="hole-ratio buckets lo-hi, comma-separated (default: %(default)s)")
-    ap.add_argument("--num-samples", type=int, default=5, help="samples per image and bucket (default: %(default)s)")
-    ap.add_argument("--num-images", type=int, default=None, help="evaluate the first N images (default: all)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--metrics", default=None,
-                    help="comma-separated from fid,lpips,ssim,psnr,mae,l1,diversity (default: all but l1; diversity "
-                         "needs --num-samples >= 2)")
-    ap.add_argument("--top-k", type=int, default=None,
-                    help="top-K token sampling (default: the config's sampling.top_k)")
-    ap.add_argument("--no-fdm", action="store_true", help="evaluate PUT's pipeline: decode without the FDM")
-    ap.add_argument("--paste-known", action="store_true",
-                    help="paste the known pixels into the samples before measuring (the originals do not)")
-    ap.add_argument("--name", default=None, help="row label of the table (default: method and checkpoint)")
-    ap.add_argument("--batch-size", type=int, default=8, help="images per sampling call (default: %(default)s)")
-    ap.add_argument("--max-new-images", type=int, default=None,
-                    help="stop after about N newly evaluated images (whole batches); run again to continue")
-    ap.add_argument("--out", required=True, help="output folder (also the resume state)")
-    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+def _define(fv) -> None:
+    from absl import flags
+
     from fdm_jax.cli import compilation_cache
 
-    compilation_cache.add_argument(ap)
-    return ap.parse_args(argv)
+    d = dict(flag_values=fv)
+    flags.DEFINE_multi_string("checkpoint", None, "fdm_jax run directory, original .pth file (repeat for codec+FDM "
+                              "and transformer), or 'random'", **d)
+    flags.DEFINE_string("data", None, "folder of images, or a prepared tfds dataset name / directory", **d)
+    flags.DEFINE_string("split", "validation", "tfds split", **d)
+    flags.DEFINE_string("tfds-data-dir", None, "tfds data_dir of --data", **d)
+    flags.DEFINE_enum("masks", "pconv", ["pconv"], "mask set: 'pconv' = the NVIDIA irregular masks of --mask-dir, "
+                      "bucketed by hole ratio", **d)
+    flags.DEFINE_string("mask-dir", str(DEFAULT_MASK_DIR), "folder of mask PNGs, 255 = hole", **d)
+    flags.DEFINE_string("buckets", "0.2-0.4,0.4-0.6", "hole-ratio buckets lo-hi, comma-separated", **d)
+    flags.DEFINE_integer("num-samples", 5, "samples per image and bucket", **d)
+    flags.DEFINE_integer("num-images", None, "evaluate the first N images (default: all)", **d)
+    flags.DEFINE_integer("seed", 0, "seed of the mask assignment and the samples", **d)
+    flags.DEFINE_string("metrics", None, "comma-separated from fid,lpips,ssim,psnr,mae,l1,diversity (default: all "
+                        "but l1; diversity needs --num-samples >= 2)", **d)
+    flags.DEFINE_integer("top-k", None, "top-K token sampling (default: the config's sampling.top_k)", **d)
+    flags.DEFINE_boolean("no-fdm", False, "evaluate PUT's pipeline: decode without the FDM", **d)
+    flags.DEFINE_boolean("paste-known", False, "paste the known pixels into the samples before measuring (the "
+                         "originals do not)", **d)
+    flags.DEFINE_string("name", None, "row label of the table (default: method and checkpoint)", **d)
+    flags.DEFINE_integer("batch-size", 8, "images per sampling call", **d)
+    flags.DEFINE_integer("max-new-images", None, "stop after about N newly evaluated images (whole batches); run "
+                         "again to continue", **d)
+    flags.DEFINE_string("out", None, "output folder (also the resume state)", **d)
+    flags.DEFINE_boolean("no-progress", False, "no progress bar", **d)
+    for name in ("checkpoint", "data", "out"):
+        flags.mark_flag_as_required(name, flag_values=fv)
+    compilation_cache.define_flag(fv)
 
 
 def main(argv=None) -> int:
-    args = _parse(argv)
+    from fdm_jax.cli.flags import run
 
+    # --config: the model sizes of .pth files and 'random' (training runs carry their own config).
+    return run(_main, argv, prog="evaluate.py", doc=__doc__, define=_define, config_default="paris")
+
+
+def _main(args) -> int:
     from fdm_jax.cli import compilation_cache
 
     compilation_cache.setup(args.compilation_cache)

@@ -31,7 +31,7 @@ SHARED = REPO.parent / "shared" / "data"
 
 
 def make_config(workdir: Path, holdout: int):
-    from fdm_jax.cli.config_loading import apply_overrides, load_config
+    from fdm_jax.cli.config_loading import load_config
 
     folder = SHARED / "images" / "imagenet_sample"
     files = sorted(p.name for p in folder.glob("*.jpg"))
@@ -40,8 +40,7 @@ def make_config(workdir: Path, holdout: int):
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "train.txt").write_text("\n".join(files[:-holdout]) + "\n")
     (workdir / "val.txt").write_text("\n".join(files[-holdout:]) + "\n")
-    c = load_config("configs/paris.py:tiny")
-    apply_overrides(c, [
+    c = load_config("configs/paris.py:tiny", [
         "phase=all", "run.phases=('codec', 'fdm')", f"data.data_root={SHARED}",
         "data.train_name=images/imagenet_sample", "data.val_name=images/imagenet_sample",
         f"data.train_list_file={workdir / 'train.txt'}", f"data.val_list_file={workdir / 'val.txt'}",

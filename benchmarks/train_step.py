@@ -73,7 +73,7 @@ def bench_phase(config, phase: str, steps: int, batch_size: int | None):
 
 
 def main(argv=None):
-    from fdm_jax.cli.config_loading import apply_overrides, load_config, split_spec
+    from fdm_jax.cli.config_loading import load_config, split_spec
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="configs/paris.py")
@@ -82,7 +82,7 @@ def main(argv=None):
     ap.add_argument("--batch-size", type=int, default=None, help="global batch (default: config per-device x devices)")
     ap.add_argument("--out", default=None)
     args, rest = ap.parse_known_args(argv)
-    config = apply_overrides(load_config(args.config), [r[len("--config."):] for r in rest if r.startswith("--config.")])
+    config = load_config(args.config, [r[len("--config."):] for r in rest if r.startswith("--config.")])
     # Every loss term active from step 0, so the timed steps are the steady-state ones.
     for p in ("codec", "fdm_tuning"):
         for k in ("disc_start", "content_start", "style_start", "gradient_start"):

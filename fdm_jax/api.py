@@ -273,19 +273,20 @@ class Generator:
 
 # -- loading -------------------------------------------------------------------------------------
 
-def load(checkpoint: str | Path | Sequence[str | Path], config: str | None = None) -> PutFdm | Generator:
+def load(checkpoint: str | Path | Sequence[str | Path], config=None) -> PutFdm | Generator:
     """A model from a checkpoint.
 
     checkpoint: an fdm_jax training run directory (its config travels with it); original PUT + FDM
     `.pth` files (a list, or a directory of them) with `config` naming the paper setting (default
     configs/paris.py); an original Big-LaMa / TSGL checkpoint with `config` naming configs/big_lama.py,
-    tsgl_lama.py or tsgl_medfe.py; or "random" (random weights of `config`, a smoke test).
+    tsgl_lama.py or tsgl_medfe.py; or "random" (random weights of `config`, a smoke test). `config`:
+    a config file[:variant], a shipped config's name ("paris:tiny") or a ConfigDict.
     """
     from fdm_jax.cli.config_loading import load_config
 
     paths = [str(c) for c in (checkpoint if isinstance(checkpoint, (list, tuple)) else [checkpoint])]
     if config is not None:
-        cfg = load_config(config)
+        cfg = config = load_config(config) if isinstance(config, (str, Path)) else config
         name = cfg.get("model_name", "put_fdm")
         if name in GENERATORS:
             from fdm_jax.inference import generators as gi
@@ -295,5 +296,5 @@ def load(checkpoint: str | Path | Sequence[str | Path], config: str | None = Non
             return Generator(gi.load(name, paths[0], config))
     from fdm_jax.inference.put_fdm import load_put_fdm
 
-    cfg, models, variables = load_put_fdm(paths, config or "configs/paris.py")
+    cfg, models, variables = load_put_fdm(paths, config if config is not None else "paris")
     return PutFdm(cfg, models, variables)

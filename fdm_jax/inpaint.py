@@ -39,7 +39,6 @@ For these the mask must have the image's size (or use --mask-ratio).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -172,46 +171,52 @@ def run_generator(args) -> Path:
     return out_dir
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m fdm_jax.inpaint", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", action="append", required=True,
-                    help="fdm_jax run directory, original .pth file (repeat for codec+FDM and transformer), a directory "
-                         "of .pth files, or 'random'")
-    ap.add_argument("--model", choices=["put_fdm", "lama", "tsgl_lama", "tsgl_medfe"], default="put_fdm",
-                    help="put_fdm (pluralistic, default), lama, tsgl_lama, tsgl_medfe")
-    ap.add_argument("--config", default=None,
-                    help="config file[:variant] giving the model sizes (default: configs/paris.py for put_fdm, "
-                         "configs/big_lama.py, configs/tsgl_lama.py, configs/tsgl_medfe.py)")
-    ap.add_argument("--image", required=True)
-    group = ap.add_mutually_exclusive_group(required=True)
-    group.add_argument("--mask", help="mask PNG (see --mask-polarity)")
-    group.add_argument("--mask-ratio", type=float, help="random rectangular holes covering this fraction")
-    ap.add_argument("--mask-polarity", choices=["hole-white", "hole-black"], default="hole-white")
-    ap.add_argument("--num-samples", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--top-k", type=int, default=None,
-                    help="top-K of the token sampling (default: the config's sampling.top_k; paper: 50; 1 = greedy)")
-    ap.add_argument("--num-token-per-iter", type=int, default=None,
-                    help="patches filled per transformer pass (default: the config's sampling.num_token_per_iter; "
-                         "paper: 1; -1 = all in one pass with top-50)")
-    ap.add_argument("--no-fdm", action="store_true", help="decode without the FDM (PUT features only)")
-    ap.add_argument("--paste-known", action="store_true", help="paste the known input pixels into the samples")
-    ap.add_argument("--refine", action="store_true", help="multiscale feature refinement (--model lama, tsgl_lama)")
-    ap.add_argument("--refine-n-iters", type=int, default=None, help="forward passes per refined scale (original: 15)")
-    ap.add_argument("--refine-lr", type=float, default=None, help="Adam learning rate of the refinement (original: 0.002)")
-    ap.add_argument("--refine-min-side", type=int, default=None, help="refinement pyramid's smallest side (original: 512)")
-    ap.add_argument("--out", required=True, help="output directory")
+def _define(fv) -> None:
+    from absl import flags
+
     from fdm_jax.cli import compilation_cache
 
-    compilation_cache.add_argument(ap)
-    args = ap.parse_args(argv)
-    if args.refine and args.model not in ("lama", "tsgl_lama"):
-        ap.error("--refine needs --model lama or tsgl_lama")
-    if args.model == "put_fdm" and args.config is None:
-        args.config = "configs/paris.py"
-    if args.num_samples < 1:
-        ap.error("--num-samples must be at least 1")
+    d = dict(flag_values=fv)
+    flags.DEFINE_multi_string("checkpoint", None, "fdm_jax run directory, original .pth file (repeat for codec+FDM "
+                              "and transformer), a directory of .pth files, or 'random'", **d)
+    flags.DEFINE_enum("model", "put_fdm", ["put_fdm", "lama", "tsgl_lama", "tsgl_medfe"],
+                      "put_fdm (pluralistic, default), lama, tsgl_lama, tsgl_medfe", **d)
+    flags.DEFINE_string("image", None, "image file", **d)
+    flags.DEFINE_string("mask", None, "mask PNG (see --mask-polarity); or --mask-ratio", **d)
+    flags.DEFINE_float("mask-ratio", None, "random rectangular holes covering this fraction; or --mask", **d)
+    flags.DEFINE_enum("mask-polarity", "hole-white", ["hole-white", "hole-black"], "which mask value is the hole", **d)
+    flags.DEFINE_integer("num-samples", 1, "samples to draw (put_fdm)", lower_bound=1, **d)
+    flags.DEFINE_integer("seed", 0, "seed of the samples and of --mask-ratio", **d)
+    flags.DEFINE_integer("top-k", None, "top-K of the token sampling (default: the config's sampling.top_k; "
+                         "paper: 50; 1 = greedy)", **d)
+    flags.DEFINE_integer("num-token-per-iter", None, "patches filled per transformer pass (default: the config's "
+                         "sampling.num_token_per_iter; paper: 1; -1 = all in one pass with top-50)", **d)
+    flags.DEFINE_boolean("no-fdm", False, "decode without the FDM (PUT features only)", **d)
+    flags.DEFINE_boolean("paste-known", False, "paste the known input pixels into the samples", **d)
+    flags.DEFINE_boolean("refine", False, "multiscale feature refinement (--model lama, tsgl_lama)", **d)
+    flags.DEFINE_integer("refine-n-iters", None, "forward passes per refined scale (original: 15)", **d)
+    flags.DEFINE_float("refine-lr", None, "Adam learning rate of the refinement (original: 0.002)", **d)
+    flags.DEFINE_integer("refine-min-side", None, "refinement pyramid's smallest side (original: 512)", **d)
+    flags.DEFINE_string("out", None, "output directory", **d)
+    for name in ("checkpoint", "image", "out"):
+        flags.mark_flag_as_required(name, flag_values=fv)
+    flags.register_validator("refine", lambda v: not v or fv["model"].value in ("lama", "tsgl_lama"),
+                             "--refine needs --model lama or tsgl_lama", **d)
+    flags.register_multi_flags_validator(["mask", "mask-ratio"], lambda f: (f["mask"] is None) != (f["mask-ratio"] is None),
+                                         "give exactly one of --mask and --mask-ratio", **d)
+    compilation_cache.define_flag(fv)
+
+
+def main(argv=None) -> int:
+    from fdm_jax.cli.flags import run as run_command
+
+    # --config (optional): the model sizes of .pth files and 'random' (default: the paper config of
+    # --model: paris, big_lama, tsgl_lama, tsgl_medfe); training runs carry their own config.
+    return run_command(_main, argv, prog="python -m fdm_jax.inpaint", doc=__doc__, define=_define)
+
+
+def _main(args) -> int:
+    from fdm_jax.cli import compilation_cache
 
     from fdm_jax.convert.pth_reader import PthFormatError
     from fdm_jax.convert.put_fdm import ConversionError

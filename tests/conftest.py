@@ -29,10 +29,10 @@ def demo_run(tmp_path_factory):
     if demo:
         assert (Path(demo) / "fdm_tuning").is_dir(), f"FDM_JAX_DEMO_RUN={demo} holds no finished demo run"
         return Path(demo)
-    from fdm_jax.cli.config_loading import apply_overrides, load_config
+    from fdm_jax.cli.config_loading import load_config
     from fdm_jax.train import train
 
-    config = apply_overrides(load_config("configs/demo.py"), [
+    config = load_config("configs/demo.py", [
         "run.phases=('sampler', 'fdm')", "train.sampler.init_from=", "train.fdm.init_from=",
         "run.max_steps=2", "run.sample_every=0"])
     run = tmp_path_factory.mktemp("demo_run") / "run"

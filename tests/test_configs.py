@@ -110,7 +110,7 @@ def test_get_config_without_argument(tmp_path):
                     "def get_config():\n"
                     "    return ml_collections.ConfigDict({'a': 1})\n")
     assert load_config(str(path)).a == 1
-    with pytest.raises(ValueError, match=r"plain\.py.*takes no argument.*'tiny'"):
+    with pytest.raises(ValueError, match=r"plain\.py:tiny.*get_config\(\) takes 0 positional arguments"):
         load_config(f"{path}:tiny")
 
 

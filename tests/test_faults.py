@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fdm_jax.cli.config_loading import apply_overrides, load_config
+from fdm_jax.cli.config_loading import load_config
 from shared_paths import fixtures_dir, require, shared_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -291,7 +291,7 @@ def test_row9_suspicious_mask_and_image_scale_warn(tmp_path, monkeypatch):
 
 def _train_config(max_steps: int, every: int, log_every: int = 2):
     """The demo config's FDM phase from a fresh codec (the quickest phase), as tests/test_train_loop.py."""
-    return apply_overrides(load_config("configs/demo.py"), [
+    return load_config("configs/demo.py", [
         "phase=fdm", "train.fdm.init_from=", f"run.max_steps={max_steps}", f"run.checkpoint_every={every}",
         f"run.log_every={log_every}", "run.sample_every=0", "run.tensorboard=False"])
 

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 import pytest
 
-from fdm_jax.cli.config_loading import apply_overrides, load_config
+from fdm_jax.cli.config_loading import load_config
 from fdm_jax.train import train_phase
 from fdm_jax.train.checkpointing import load_trained_variables
 from fdm_jax.train.metrics_log import read_metrics
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def fdm_config(max_steps, every):
     """The demo config's FDM phase from a fresh codec: the quickest phase to train."""
-    return apply_overrides(load_config("configs/demo.py"), [
+    return load_config("configs/demo.py", [
         "phase=fdm", "train.fdm.init_from=", f"run.max_steps={max_steps}", f"run.checkpoint_every={every}",
         "run.log_every=2", f"run.sample_every={max_steps}", "run.tensorboard=True"])
 

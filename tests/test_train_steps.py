@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from fdm_jax.cli.config_loading import apply_overrides, load_config
+from fdm_jax.cli.config_loading import load_config
 from fdm_jax.train import data_mesh
 from fdm_jax.put_fdm.phases import make_phase
 from fdm_jax.train.optimizers import trainable_labels
@@ -41,7 +41,6 @@ def real_batch(n=8, offset=0, seed=0):
 
 
 def tiny_config(phase):
-    c = load_config("configs/paris.py:tiny")
     overrides = [f"phase={phase}", "perceptual.backbone=none"]
     for p in ("codec", "fdm_tuning"):
         overrides += [f"train.{p}.loss.g_content=0.0", f"train.{p}.loss.g_style=0.0",
@@ -49,7 +48,7 @@ def tiny_config(phase):
                       f"train.{p}.loss.gradient_start=1"]
     for p in ("codec", "sampler", "fdm", "fdm_tuning"):
         overrides += [f"train.{p}.warmup_steps=3"]
-    return apply_overrides(c, overrides)
+    return load_config("configs/paris.py:tiny", overrides)
 
 
 def run_steps(phase, state, batch, n, devices=None):
@@ -169,4 +168,4 @@ def test_loss_decreases_on_real_images(phase_name, steps):
 
 def test_misspelt_config_key_is_named():
     with pytest.raises(ValueError, match=r"train\.fdm\.bach_size.*did you mean train\.fdm\.batch_size"):
-        apply_overrides(load_config("configs/paris.py:tiny"), ["train.fdm.bach_size=4"])
+        load_config("configs/paris.py:tiny", ["train.fdm.bach_size=4"])

@@ -46,10 +46,12 @@ def setup(value: str | None = None) -> Path | None:
     return path
 
 
-def add_argument(parser) -> None:
-    parser.add_argument("--compilation-cache", metavar="DIR|none", default=None,
-                        help=f"persistent compilation cache folder, or 'none' to disable (default: ${ENV}, "
-                             f"else {default_dir()})")
+def define_flag(flag_values) -> None:
+    """--compilation-cache DIR|none on a command's absl FlagValues (fdm_jax/cli/flags.py)."""
+    from absl import flags
+
+    flags.DEFINE_string("compilation-cache", None, f"persistent compilation cache folder, or 'none' to disable "
+                        f"(default: ${ENV}, else {default_dir()})", flag_values=flag_values)
 
 
 def notice(what: str) -> None:

@@ -76,7 +76,7 @@ class PutFdmInpainter:
         self._digest: str | None = None
 
     @classmethod
-    def from_checkpoints(cls, checkpoints: Sequence[str], config_spec: str = "configs/paris.py", *,
+    def from_checkpoints(cls, checkpoints: Sequence[str], config_spec="paris", *,
                          use_fdm: bool = True, top_k: int | None = None, name: str | None = None):
         from fdm_jax.inference.put_fdm import load_put_fdm
 

@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-DEFAULT_CONFIGS = {"lama": "configs/big_lama.py", "tsgl_lama": "configs/tsgl_lama.py",
-                   "tsgl_medfe": "configs/tsgl_medfe.py"}
+DEFAULT_CONFIGS = {"lama": "big_lama", "tsgl_lama": "tsgl_lama",
+                   "tsgl_medfe": "tsgl_medfe"}  # shipped config names (fdm_jax/cli/config_loading.py)
 
 
 # Module-level jitted entry points with the (hashable, static) module definition and the variables and
@@ -48,14 +48,18 @@ class Generator:
     variables: Any
 
 
-def load(name: str, checkpoint: str, config_spec: str | None = None) -> Generator:
+def load(name: str, checkpoint: str, config_spec=None) -> Generator:
     """`checkpoint`: an original checkpoint (LaMa's Lightning best.ckpt or a generator state_dict;
-    TSGL's .pth) or 'random' (a smoke test: random weights)."""
+    TSGL's .pth) or 'random' (a smoke test: random weights). `config_spec`: a spec string, a
+    ConfigDict, or None for the paper config of `name`."""
     from fdm_jax.cli.config_loading import load_config
 
     if name not in DEFAULT_CONFIGS:
         raise ValueError(f"--model {name!r}: expected one of put_fdm, {', '.join(DEFAULT_CONFIGS)}")
-    config = load_config(config_spec or DEFAULT_CONFIGS[name])
+    if config_spec is None or isinstance(config_spec, str):
+        config = load_config(config_spec or DEFAULT_CONFIGS[name])
+    else:
+        config, config_spec = config_spec, "(given config)"
     if name == "lama":
         from fdm_jax.convert.lama import load_generator
         from fdm_jax.lama.generator import FFCResNetGenerator, random_variables

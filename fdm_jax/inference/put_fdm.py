@@ -60,8 +60,9 @@ def resolve_checkpoints(checkpoints: Sequence[str]) -> tuple[str, list[str]]:
     return ("runs", project) if project else ("pth", files)
 
 
-def load_put_fdm(checkpoints: Sequence[str], config_spec: str = "configs/paris.py"):
-    """(config, models, variables) of a PUT + FDM model; see the module docstring."""
+def load_put_fdm(checkpoints: Sequence[str], config_spec="paris"):
+    """(config, models, variables) of a PUT + FDM model; see the module docstring. `config_spec`
+    (a spec string or a ConfigDict) gives the model sizes of .pth files and 'random'."""
     kind, paths = resolve_checkpoints(checkpoints)
     if kind == "runs":
         return _load_runs(paths)
@@ -69,7 +70,7 @@ def load_put_fdm(checkpoints: Sequence[str], config_spec: str = "configs/paris.p
     from fdm_jax.cli.config_loading import load_config
     from fdm_jax.put_fdm import build_models
 
-    config = load_config(config_spec)
+    config = load_config(config_spec) if isinstance(config_spec, str) else config_spec
     models = build_models(config.model)
     if kind == "random":
         return config, models, _random_variables(config, models)
