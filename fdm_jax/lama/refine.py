@@ -1,6 +1,6 @@
 """Multiscale feature refinement (Kulshreshtha, Pugh & Jiddi 2022, arXiv 2206.13644), as the official code
-does it: saicinpainting/evaluation/refinement.py of geomagical/lama-with-refiner@d4239d8 (spec
-lama_refiner_spec.md §3).
+does it: saicinpainting/evaluation/refinement.py of geomagical/lama-with-refiner@d4239d8
+(refine_predict, _infer, _get_image_mask_pyramid).
 
     result = refine(front_rear(model), variables, image, mask)        # image (1,H,W,3), mask 1 = known
 
