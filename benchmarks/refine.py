@@ -5,7 +5,7 @@ Per square size S (default 512, 1024, 2048) and mode:
   plain    `lama_generator.predict` (symmetric pad to 8, generator, composite), one jitted program
   refine   `refine.refine` with the config's refiner (defaults: 15 iterations, min_side 512,
            px_budget 1.8 MP, so 512 has no refined scale, 1024 refines 512 -> 1024 and 2048 is first
-           reduced to 1341 x 1341 and refines 670 -> 1341; spec lama_refiner_spec.md §3.2, §8.1)
+           reduced to 1341 x 1341 and refines 670 -> 1341; refinement.py:_get_image_mask_pyramid)
 Each (S, mode) runs in its own subprocess so its peak memory is its own and an out-of-memory case is
 recorded instead of ending the run: `peak_bytes` is the device's peak_bytes_in_use (accelerators) or
 the process's peak resident set size (CPU; it includes the Python process and XLA itself). For refine,
@@ -14,7 +14,7 @@ the process's peak resident set size (CPU; it includes the Python process and XL
 where `--remat` would show. Measured on CPU (benchmarks/results/refine_cpu*.json): it does not shrink,
 because the gradient is taken w.r.t. z only, with the weights fixed, so the backward pass needs the
 ReLU masks and little else (no conv inputs); the large saved-activation figures of the PyTorch
-original (spec §7) do not carry over.
+original (~24 GB at 1.8 MP, advimman/lama PR #112) do not carry over.
 Every case is first called once untimed (compiles every per-scale program), then `--repeats` timed
 calls wrapped in jax.block_until_ready; `seconds_per_image` is the median, all timings are kept.
 With `--repeats 0` the first call is the measurement (compile included: for cases that take many

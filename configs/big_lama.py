@@ -21,15 +21,15 @@ Commands with this port:
     python benchmarks/refine.py --config configs/big_lama.py:tiny --sizes 256 --n-iters 3   # CI size
   Weights: fdm_jax.convert.lama.load_generator("big-lama/models/best.ckpt", model) reads the Lightning
   checkpoint without torch. Parameter count: fdm_jax.lama.generator.count_parameters
-  (50,975,875 trainable for this config; spec lama_refiner_spec.md §1.8).
+  (50,975,875 trainable for this config, as counted on the original FFCResNetGenerator).
 
 Variants (`get_config(arg)`, or `configs/big_lama.py:tiny`):
     ''     Big-LaMa and the refiner exactly as released.
     'tiny' ngf 16 and 2 resblocks, refiner min_side 32: the sizes of shared/fixtures/lama/
            (ffc_generator_small, refine_small), for CPU tests.
 
-Every constant names its source: files are of geomagical/lama-with-refiner@d4239d8; "spec" is
-shared/research/lama_refiner_spec.md.
+Every constant names its source: files are of geomagical/lama-with-refiner@d4239d8; "paper" is
+Kulshreshtha, Pugh & Jiddi 2022, arXiv 2206.13644.
 """
 
 import ml_collections
@@ -106,7 +106,7 @@ def get_config(arg=None):
     r.n_iters = 15  # configs/prediction/default.yaml: refiner.n_iters
     r.lr = 0.002  # configs/prediction/default.yaml: refiner.lr (paper §3: Adam, lr 0.002)
     r.min_side = 512  # configs/prediction/default.yaml: refiner.min_side
-    r.max_scales = 3  # configs/prediction/default.yaml: refiner.max_scales (never reached, spec §8.1)
+    r.max_scales = 3  # configs/prediction/default.yaml: refiner.max_scales (never reached within px_budget)
     r.px_budget = 1_800_000  # configs/prediction/default.yaml: refiner.px_budget
 
     # ---------------------------------------------------------------- evaluation masks (configs/data_gen)
@@ -129,7 +129,7 @@ def get_config(arg=None):
     ref.big_lama_fid_thin, ref.big_lama_fid_medium, ref.big_lama_fid_thick = 13.143, 21.169, 29.022  # Table 1, Big-LaMa
     ref.big_lama_lpips_thin, ref.big_lama_lpips_medium, ref.big_lama_lpips_thick = 0.114, 0.116, 0.140  # Table 1, Big-LaMa
     ref.seconds_per_image_plain = 0.26  # Table 1, Big-LaMa
-    ref.parameters = 50_975_875  # spec §1.8: trainable parameters of FFCResNetGenerator(big-lama.yaml), ~51M
+    ref.parameters = 50_975_875  # trainable parameters of the original FFCResNetGenerator(big-lama.yaml), ~51M
 
     if variant == "tiny":
         g.ngf = 16  # shared/fixtures/lama/ffc_generator_small.npz meta.kwargs.ngf

@@ -12,20 +12,20 @@ Usage:
   python -m fdm_jax.summary --config configs/paris.py
   Append ":tiny" to the path (configs/paris.py:tiny) for the small CPU-test variant.
 
-Training phases (`config.phase`; spec §5.4, §5.5):
+Training phases (`config.phase`; FDM paper, Sec. 3.3; configs/paris/*.yaml):
   codec      (1a) P-VQVAE, encoder_decoder.yaml      -> output/experiments/paris/encoder_decoder
   sampler    (1b) transformer, transformer.yaml       (codec frozen)
   fdm        (2)  FDM alone with L_qe, fdm.yaml       (codec frozen)
   fdm_tuning (3)  FDM + decoder, fdm_tuning.yaml      (the released `paris/fdm_tuning.pth`)
 
-Data (spec §7):
+Data (configs/paris/*.yaml and image_synthesis/data/):
   * Training images data/images/paris/train, validation data/images/paris/val; phase 1
-    validates on the *training* folder (encoder_decoder.yaml, spec §10.14).
+    validates on the *training* folder (encoder_decoder.yaml: validation_datasets).
   * Masks: the NVIDIA/PConv irregular testing masks (12,000 PNGs, 255 = hole) in data/masks.
   * Evaluation uses hyudsl/FDM:data/image_list/paris/image_list.txt: 1,900 images named
     0.png ... 1899.png, paired in order with mask_list05_06.txt (50-60 % holes) by default. This
     is not the common 100-image Paris test split, and the paper text speaks of a reorganised
-    14,000 / 1,000 train/test split (spec §7.4).
+    14,000 / 1,000 train/test split (FDM paper, Sec. 4.1).
 """
 
 import importlib.util
@@ -91,7 +91,7 @@ def get_config(arg=None):
     d.eval = ConfigDict()
     d.eval.name = "images/paris/val"  # configs/paris/inpainting/dataloader.yaml: validation_datasets[0].params.name
     d.eval.image_list_file = "./data/image_list/paris/image_list.txt"  # configs/paris/inpainting/dataloader.yaml: image_list_file
-    d.eval.num_images = 1900  # hyudsl/FDM:data/image_list/paris/image_list.txt holds 0.png ... 1899.png (spec §7.4)
+    d.eval.num_images = 1900  # hyudsl/FDM:data/image_list/paris/image_list.txt holds 0.png ... 1899.png
     d.eval.batch_size = 1  # configs/paris/inpainting/dataloader.yaml: dataloader.batch_size
     d.eval.num_workers = 0  # configs/paris/inpainting/dataloader.yaml: dataloader.num_workers
     d.eval.return_data_keys = ("image", "mask", "path")  # configs/paris/inpainting/dataloader.yaml: return_data_keys
@@ -135,7 +135,7 @@ def get_config(arg=None):
     m.sampler.stroken_mask_params = cm.stroke_mask_params()  # configs/paris/transformer.yaml: stroken_mask_params
     # Phases 2 and 3, data/image_list_dataset_provided_mask.py. That class ALWAYS uses a provided
     # mask; it ignores provided_mask_prob (except as a > 0 switch), zero_mask, mask_low_to_high,
-    # the stroke parameters and erasing (spec §7.2, §10.5). The YAML values are kept as written.
+    # the stroke parameters and erasing (see its get_mask). The YAML values are kept as written.
     for stage in ("fdm", "fdm_tuning"):
         s = m[stage] = ConfigDict()
         s.dataset = "image_list_dataset_provided_mask"  # configs/paris/{fdm,fdm_tuning}.yaml: train_datasets[0].target

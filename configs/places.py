@@ -13,20 +13,20 @@ Usage:
   python -m fdm_jax.summary --config configs/places.py
   Append ":tiny" to the path (configs/places.py:tiny) for the small CPU-test variant.
 
-Training phases (`config.phase`; spec §5.4, §5.5):
+Training phases (`config.phase`; FDM paper, Sec. 3.3; configs/naturalscene/*.yaml):
   codec      (1a) P-VQVAE, encoder_decoder.yaml. The phase-2 config loads
                   ./checkpoint/naturalscene/encoder_decoder.pth, very likely PUT's released
-                  P-VQVAE converted by key renaming (spec §2.7, §5.5).
+                  P-VQVAE converted by key renaming (fdm_jax.convert.put_fdm.PUT_CODEC_RENAMES).
   sampler    (1b) transformer.yaml exists, but FDM did NOT train its own transformer for
                   naturalscene: inpainting/model.yaml loads PUT's released one
                   (generator_config.params.ckpt_path: ./checkpoint/naturalscene/generator.pth,
-                  "load generator from put", strict=False; spec §3.3, §9.3). `train.sampler`
+                  "load generator from put"; transformer.py:init_from_ckpt, strict=False). `train.sampler`
                   keeps the transformer.yaml values for completeness.
   fdm        (2)  FDM alone with L_qe, fdm.yaml.
   fdm_tuning (3)  FDM + decoder, fdm_tuning.yaml. Note the D optimiser starts at 5000 but the
-                  adversarial loss at 10000 (spec §10.9).
+                  adversarial loss at 10000 (fdm_tuning.yaml: start_iteration vs disc_start).
 
-Data (spec §7.3, §7.4):
+Data (configs/naturalscene/*.yaml and image_synthesis/data/):
   * data/naturalscene/{train,val} must already hold the 8-category subset of
     Places365-Challenge: mountain, mountain_path, mountain_snowy, butte, canyon,
     field/cultivated, tundra, valley (`data.subset_categories`). PUT's dataset filters these
@@ -104,7 +104,7 @@ def get_config(arg=None):
     d.eval = ConfigDict()
     d.eval.name = "naturalscene/val"  # configs/naturalscene/inpainting/dataloader.yaml: validation_datasets[0].params.name
     d.eval.image_list_file = "./data/image_list/naturalscene/image_list.txt"  # configs/naturalscene/inpainting/dataloader.yaml: image_list_file
-    d.eval.num_images = 800  # hyudsl/FDM:data/image_list/naturalscene/image_list.txt, 800 Places365 val images (spec §7.4)
+    d.eval.num_images = 800  # hyudsl/FDM:data/image_list/naturalscene/image_list.txt, 800 Places365 val images
     d.eval.batch_size = 1  # configs/naturalscene/inpainting/dataloader.yaml: dataloader.batch_size
     d.eval.num_workers = 0  # configs/naturalscene/inpainting/dataloader.yaml: dataloader.num_workers
     d.eval.return_data_keys = ("image", "mask", "path")  # configs/naturalscene/inpainting/dataloader.yaml: return_data_keys
@@ -147,7 +147,7 @@ def get_config(arg=None):
     m.sampler.return_data_keys = ("image", "mask")  # configs/naturalscene/transformer.yaml: return_data_keys
     m.sampler.stroken_mask_params = cm.stroke_mask_params()  # configs/naturalscene/transformer.yaml: stroken_mask_params
     # Phases 2 and 3, data/image_list_dataset_provided_mask.py, which ALWAYS uses a provided mask
-    # (spec §7.2, §10.5). The naturalscene YAMLs set only provided_mask_name, return_data_keys and
+    # (see its get_mask). The naturalscene YAMLs set only provided_mask_name, return_data_keys and
     # stroken_mask_params; the rest are the class defaults, so all 12,000 masks (1-60 % holes).
     for stage in ("fdm", "fdm_tuning"):
         s = m[stage] = ConfigDict()

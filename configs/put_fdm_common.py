@@ -1,7 +1,7 @@
 """Shared pieces of the PUT + FDM configs (`configs/paris.py`, `configs/places.py`).
 
 Paris StreetView and Places ("naturalscene") use the same architecture, sampling rule and the
-same optimiser families (spec §3.1, §8: "the numbers are identical for Paris and naturalscene").
+same optimiser families (the model and solver sections of configs/{paris,naturalscene}/*.yaml agree).
 This module holds those shared constants once; each dataset file adds its own paths, batch
 sizes, warm-up lengths and loss start steps.
 
@@ -11,7 +11,7 @@ path, next to themselves, so that `configs/` does not have to be a package or be
 Every constant carries a comment naming where the original sets it. Paths are relative to the
 hyudsl/FDM@3d3c30fd tree, e.g. `configs/paris/fdm.yaml: fdm_config.params.e_dim`.
 `{paris,naturalscene}` means both files hold the same value. Python files are under
-`image_synthesis/`. "spec §N" refers to `shared/research/put_fdm_spec.md`.
+`image_synthesis/`. "The paper" is Park & Jung, WACV 2025 (arXiv 2412.01046).
 
 Helpers for the dataset files:
   * `parse_variant(arg)`: checks the `get_config` argument, raising ValueError on unknown variants.
@@ -52,7 +52,7 @@ def parse_variant(arg, config_name="config"):
 # Architecture (constructor keyword arguments; field names are fixed).
 # ---------------------------------------------------------------------------------------------
 def codec_config():
-    """P-VQVAE (`PatchVQGAN`): PatchEncoder + VectorQuantizer + PatchDecoder, spec §2."""
+    """P-VQVAE (`PatchVQGAN`): PatchEncoder + VectorQuantizer + PatchDecoder (modeling/codecs/image_codec/)."""
     c = ConfigDict()
     c.res_ch = 256  # configs/{paris,naturalscene}/*.yaml: content_codec_config.params.{encoder,decoder}_config.params.res_ch
     c.encoder_out_ch = 256  # configs/{paris,naturalscene}/*.yaml: encoder_config.params.out_ch
@@ -70,7 +70,7 @@ def codec_config():
 
 
 def sampler_config():
-    """Feature sampler, `MaskedImageInpaintingTransformer`, spec §3.1."""
+    """Feature sampler, `MaskedImageInpaintingTransformer` (modeling/vector_predictor/transformer.py)."""
     c = ConfigDict()
     c.num_layers = 35  # configs/{paris,naturalscene}/transformer.yaml: generator_config.params.n_layer
     c.width = 512  # configs/{paris,naturalscene}/transformer.yaml: generator_config.params.n_embd
@@ -84,7 +84,7 @@ def sampler_config():
 
 
 def fdm_config():
-    """Feature Dequantization Module, spec §5.1."""
+    """Feature Dequantization Module (modeling/modules/FDM/fdm.py)."""
     c = ConfigDict()
     c.embed_dim = 256  # configs/{paris,naturalscene}/fdm.yaml: fdm_config.params.e_dim
     c.num_res_blocks = 8  # modeling/modules/FDM/fdm.py: FDM.mix holds 8 x ConvResBlock(e_dim, e_dim//2)
@@ -134,7 +134,7 @@ def model_fixed():
 
 
 # ---------------------------------------------------------------------------------------------
-# Inference sampling (spec §4.1).
+# Inference sampling (configs/{paris,naturalscene}/inpainting/task_config.yaml).
 # ---------------------------------------------------------------------------------------------
 def sampling_config():
     s = ConfigDict()
@@ -158,7 +158,7 @@ def value_scaling(data):
 
 
 def stroke_mask_params():
-    """Free-form stroke masks (the strokes are the KNOWN pixels, spec §7.2)."""
+    """Free-form stroke masks (data/utils/util.py:generate_stroke_mask; the strokes are the KNOWN pixels)."""
     p = ConfigDict()
     p.maxVertex = 10  # configs/{paris,naturalscene}/*.yaml: stroken_mask_params.maxVertex
     p.minVertex = 5  # configs/{paris,naturalscene}/*.yaml: stroken_mask_params.minVertex
@@ -177,7 +177,7 @@ def stroke_mask_params():
 # Index range of NVIDIA irregular-mask files selected by use_provided_mask_ratio
 # (data/image_list_dataset*.py: MASK_RATIO_INDEX for strings, int(20000 * r) for floats).
 MASK_RATIO_INDEX = {"0.01": 0, "0.1": 2000, "0.2": 4000, "0.3": 6000, "0.4": 8000, "0.5": 10000, "0.6": 12000}
-NUM_PROVIDED_MASKS = 12000  # the PConv testing_mask_dataset, 00000-11999.png (spec §7.2)
+NUM_PROVIDED_MASKS = 12000  # the PConv testing_mask_dataset, 00000-11999.png (liuqk3/PUT:data/irregular_mask.txt)
 
 
 def provided_mask_file_range(ratio):
@@ -225,7 +225,7 @@ def edge_connect_loss(kind, **overrides):
 
 
 def token_ce_loss():
-    """Sampler loss: cross-entropy on patches with any missing pixel (spec §3.2)."""
+    """Sampler loss: cross-entropy on patches with any missing pixel (modeling/vector_predictor/transformer.py:forward)."""
     loss = ConfigDict()
     loss.kind = "token_ce"  # modeling/vector_predictor/transformer.py: F.cross_entropy(..., reduction='none') * loss_mask
     loss.normalizer_eps = 1e-18  # modeling/vector_predictor/transformer.py: sum(loss) / (sum(loss_mask) + 1e-18)
@@ -236,8 +236,8 @@ def adam_beta0(opt):
     """The Adam(0, 0.9) setting shared by the codec, FDM and discriminator optimisers."""
     opt.optimizer = "adam"  # configs/{paris,naturalscene}/{encoder_decoder,fdm,fdm_tuning}.yaml: optimizer.target torch.optim.Adam
     opt.betas = (0.0, 0.9)  # configs/{paris,naturalscene}/{encoder_decoder,fdm,fdm_tuning}.yaml: optimizer.params.betas
-    opt.eps = 1e-8  # torch.optim.Adam default eps (not set in the YAML; spec §5.5)
-    opt.weight_decay = 0.0  # torch.optim.Adam default weight_decay (not set in the YAML; spec §5.5)
+    opt.eps = 1e-8  # torch.optim.Adam default eps (not set in the YAML)
+    opt.weight_decay = 0.0  # torch.optim.Adam default weight_decay (not set in the YAML)
     opt.min_lr = 1e-6  # configs/{paris,naturalscene}/{encoder_decoder,fdm,fdm_tuning}.yaml: scheduler.params.min_lr
     return opt
 
@@ -322,7 +322,7 @@ def run_settings():
 
 
 def perceptual_settings():
-    """The VGG behind the perceptual and style losses (spec §6)."""
+    """The VGG behind the perceptual and style losses (modeling/modules/edge_connect/losses.py:VGG19)."""
     p = ConfigDict()
     # 'vgg19': torchvision's ImageNet VGG19 (the original: modeling/modules/edge_connect/losses.py
     # VGG19(pretrained=True)); the user provides the file (vgg19-dcbb9e9d.pth), path below.
@@ -345,8 +345,8 @@ def reference():
     r.put_params = "119M"  # Table 2, Param., PUT
     r.fdm_params = "3M"  # Table 2, Param., FDM
     r.total_params = "122M"  # Table 2, Param., Ours (PUT + FDM)
-    r.put_params_exact = 118_654_211  # spec §8: codec 7,401,219 + transformer 111,252,992 (codebook buffers excluded)
-    r.fdm_params_exact = 3_806_976  # spec §8: "3M" in the paper is a truncation of 3.81M
+    r.put_params_exact = 118_654_211  # the original's codec 7,401,219 + transformer 111,252,992 (codebook buffers excluded)
+    r.fdm_params_exact = 3_806_976  # the original's FDM: "3M" in the paper truncates 3.81M
     r.put_train_time = "05d 09h"  # Table 2, Training Time, PUT
     r.fdm_train_time = "00d 17h"  # Table 2, Training Time, FDM
     r.put_inference_s = 25.236  # Table 2, Inference Time, PUT

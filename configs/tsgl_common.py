@@ -3,7 +3,7 @@
 Both TSGL variants train through fdm_jax's one loop with the same data layout, the same training masks
 (the original's dataset_loader1.py, used by both train/ folders) and the same run bookkeeping; only
 the constants that differ between the two original train.py files stay in the variant's config.
-Files are of htyjers/ConvInpaint-TSGL@e9f6438; "spec" is shared/research/tsgl_spec.md.
+Files are of htyjers/ConvInpaint-TSGL@e9f6438.
 """
 
 import ml_collections
@@ -28,7 +28,7 @@ def training_data(d, image_size):
     #   crop first (a no-op on Places2's 256x256 images); the original crops the raw image (PIL pads smaller ones)
     d.train_preprocess.random_crop = True  # loader define_transformer: random.randint crop position
     d.train_preprocess.horizon_flip = True  # loader: `if random.random() > 0.5: __flip`
-    d.train_wraparound = True  # canny.image_to_edge on the Normalize(0.5, 0.5)-ed tensor (spec §1.1, §9.7)
+    d.train_wraparound = True  # canny.image_to_edge on the Normalize(0.5, 0.5)-ed tensor (its ToPILImage wraps)
 
 
 def training_masks():

@@ -6,8 +6,8 @@ What it reproduces. Table VI (= Table III) of the paper, Places2 512x512 with La
 wide masks: FID 0.58 / 1.26 / 1.65, LPIPS 0.081 / 0.106 / 0.119, 34.0M parameters, 463.0G "FLOPs"
 (`config.reference`). The released Places2 checkpoint (Baidu pan) is not reachable here; the port is
 checked against the original code at the ':tiny' sizes (shared/fixtures/tsgl). The paper's 463.0G are
-MACs of the test-time generator at 512x512 and its 34.0M the test-time parameters (spec
-shared/research/tsgl_spec.md §6.2: 463.37 GMAC, 34,468,035 parameters); `tsgl_summary` gives ours.
+MACs of the test-time generator at 512x512 and its 34.0M the test-time parameters (on the
+original modules: 463.37 GMAC, 34,468,035 parameters); `tsgl_summary` gives ours.
 
 Commands with this port:
     python -m fdm_jax.parity ../shared/fixtures/tsgl/tsgl_lama_generator_small.npz        # ':tiny' vs the original
@@ -22,8 +22,7 @@ Variants (`get_config(arg)`, or `configs/tsgl_lama.py:tiny`):
     ''     the released model (ngf 64, max_features 256, 9 resblocks) at 512x512.
     'tiny' ngf 3, max_features 12, 2 resblocks, 128x128: shared/fixtures/tsgl/tsgl_lama_generator_small.npz.
 
-Every constant names its source: files are of htyjers/ConvInpaint-TSGL@e9f6438 (TSGL_Lama/...); "spec" is
-shared/research/tsgl_spec.md.
+Every constant names its source: files are of htyjers/ConvInpaint-TSGL@e9f6438 (TSGL_Lama/...).
 """
 
 import ml_collections
@@ -54,7 +53,7 @@ def get_config(arg=None):
     g.n_blocks = 9  # test/model.py: n_blocks=9 default (n_downsampling is forced to 5 inside)
     g.spade_hidden = 128  # test/spade.py: nhidden = 128 (hard-coded)
 
-    # ---------------------------------------------------------------- data (two inconsistent pipelines, spec §1.2)
+    # ---------------------------------------------------------------- data (two inconsistent pipelines, train/ vs test/)
     d = config.data = ml_collections.ConfigDict()
     d.image_size = 512  # test/dataset_loader_lama.py: random 512 crop; test/dataset_loader1.py: masks Resize(512)
     d.canny_sigma = 2.0  # test/dataset_loader_lama.py: image_to_edge(image, sigma=2)
@@ -62,7 +61,7 @@ def get_config(arg=None):
     d.test_wraparound = False  # ToPILImage of a [0, 1] tensor: the raw bytes (structure_inputs.npz lama_*)
     d.train_crop = 256  # train/dataset_loader_lama.py: random 256 crop + horizontal flip p 0.5
     d.train_image_range = "[-1, 1]"  # train/dataset_loader_lama.py: Normalize((0.5,)*3, (0.5,)*3)
-    d.train_wraparound = True  # image_to_edge on the normalised tensor: the MEDFE-style garble (spec §9.7)
+    d.train_wraparound = True  # image_to_edge on the normalised tensor: the MEDFE-style garble (canny.py)
     d.mask_polarity = "files 255 = hole; M = 1 - ToTensor(convert('1')) = 1 on known pixels; G gets 1 - M"
 
     # ---------------------------------------------------------------- losses (train/train.py, losses.py, pcp.py)
@@ -116,10 +115,10 @@ def get_config(arg=None):
     ref = config.reference = ml_collections.ConfigDict()
     ref.source = "Liu et al. (TSGL) Table VI / III, Places2 512x512, LaMa narrow/medium/wide masks"
     ref.params_M = 34.0  # Table VI, Ours (LaMa): 34.0M
-    ref.gflops = 463.0  # Table VI, Ours (LaMa): 463.0G ("FLOPs" = MACs, spec §6.2)
+    ref.gflops = 463.0  # Table VI, Ours (LaMa): 463.0G ("FLOPs" = MACs, as counted on the original)
     ref.fid_narrow, ref.fid_medium, ref.fid_wide = 0.58, 1.26, 1.65  # Table VI, Ours (LaMa)
     ref.lpips_narrow, ref.lpips_medium, ref.lpips_wide = 0.081, 0.106, 0.119  # Table VI, Ours (LaMa)
-    ref.note = ("spec §6.2: 463.37 GMAC and 34,468,035 test-time parameters counted on the original "
+    ref.note = ("463.37 GMAC and 34,468,035 test-time parameters counted on the original "
                 "(the 4,141,313 of the training-only up_high excluded)")
 
     if variant == "tiny":

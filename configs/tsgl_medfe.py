@@ -6,8 +6,8 @@ What it reproduces. Table II (PSNR / SSIM / FID per mask bucket 10-20 ... 40-50 
 masks) on CelebA and Places2 at 256x256 (`config.reference`, Ours (TSGL) rows). The released PSV / CelebA
 / Places2 checkpoints (Baidu pan) are not reachable here; the port is checked against the original code
 at the ':tiny' widths (shared/fixtures/tsgl). Table V's complexity for this model (95.1G FLOPs / 37.8M
-parameters) cannot be reproduced from the released code with any counting convention (spec
-shared/research/tsgl_spec.md §6.1: the test-time generator is 197.7 GMAC and 138.3M parameters, 27.2M
+parameters) cannot be reproduced from the released code with any counting convention (on the
+original modules the test-time generator is 197.7 GMAC and 138.3M parameters, 27.2M
 of them the frozen random `mask_conv` weights of the balance module); `tsgl_summary` gives ours.
 
 Commands with this port:
@@ -23,8 +23,7 @@ Variants (`get_config(arg)`, or `configs/tsgl_medfe.py:tiny`):
     ''     the released model (cnum 64, tdim 180, depths 2/2/6/6, 4 heads, window 8) at 256x256.
     'tiny' cnum 4, tdim 12, depths 1/2/2/2: shared/fixtures/tsgl/tsgl_medfe_generator_small.npz.
 
-Every constant names its source: files are of htyjers/ConvInpaint-TSGL@e9f6438 (TSGL_MEDFE/...); "spec"
-is shared/research/tsgl_spec.md.
+Every constant names its source: files are of htyjers/ConvInpaint-TSGL@e9f6438 (TSGL_MEDFE/...).
 """
 
 import ml_collections
@@ -63,7 +62,7 @@ def get_config(arg=None):
     d.image_size = 256  # dataset_loader.py: random 256 crop, Resize((256, 256), NEAREST); the model is fixed at 256
     d.image_range = "[-1, 1]"  # dataset_loader.py: ToTensor + Normalize((0.5,)*3, (0.5,)*3) (image and RTV)
     d.canny_sigma = 2.0  # dataset_loader.py: image_to_edge(image, sigma=2.)
-    d.wraparound = True  # image_to_edge on the [-1, 1] tensor: ToPILImage wraps (spec §1.1, §9.7)
+    d.wraparound = True  # image_to_edge on the [-1, 1] tensor: ToPILImage wraps (canny.py:image_to_edge)
     d.texture = "RTV: StructureFlow tsmooth(img, 0.015, 3, 0.001, 3) of the full image (README; not in the repo)"
     d.mask_polarity = "files 255 = hole; M = 1 - ToTensor(Resize(256, NEAREST)(convert('1'))) = 1 on known pixels"
     d.train_flip = True  # train/dataset_loader.py: shared random horizontal flip
@@ -79,7 +78,7 @@ def get_config(arg=None):
 
     # ---------------------------------------------------------------- discriminator (model.py:Discriminator)
     dd = config.discriminator = ml_collections.ConfigDict()
-    dd.widths = (64, 128, 256, 512)  # model.py Discriminator: cnum = 64, x1 x2 x4 x8 (4,318,401 params, spec §5.1)
+    dd.widths = (64, 128, 256, 512)  # model.py Discriminator: cnum = 64, x1 x2 x4 x8 (4,318,401 params)
 
     # ---------------------------------------------------------------- optimisation (train/train.py)
     o = config.optimizer = ml_collections.ConfigDict()
@@ -136,7 +135,7 @@ def get_config(arg=None):
     ref.places2_fid = (8.40, 16.98, 22.88, 34.80)
     ref.params_M = 37.8  # Table V, Ours: 37.8M params
     ref.gflops = 95.1  # Table V, Ours: 95.1G FLOPs
-    ref.note = ("not reproducible from the released code (spec §6.1): its test-time generator has 138,331,611 "
+    ref.note = ("not reproducible from the released code: its test-time generator has 138,331,611 "
                 "parameters and 197.74 GMAC at 256x256 (111.1M / 142.0 GMAC without the frozen mask_conv); "
                 "the nearest match, 38.04M, is the encoder alone at 74.0 GMAC")
 

@@ -107,7 +107,7 @@ def test_two_codec_files_are_ambiguous(tmp_path):
 
 
 def test_put_codec_names_round_trip(greedy, models):
-    """liuqk3/PUT names (pre-activation looking blocks, spec §2.7) rename onto FDM's."""
+    """liuqk3/PUT names (PatchEncoder2 / PatchConvDecoder2 of its patch_vqgan.py) rename onto FDM's."""
     sd = _codec_sd(greedy)
     inverse = {}
     for k, v in sd.items():

@@ -54,7 +54,7 @@ def _equal(a, b):
 # preprocess
 # ---------------------------------------------------------------------------------------------
 def test_smallest_max_size_rounding():
-    assert smallest_max_size_shape(537, 936, 256) == (256, 446)  # spec §7.1's Paris example
+    assert smallest_max_size_shape(537, 936, 256) == (256, 446)  # a 936 x 537 Paris StreetView image
     # albumentations 0.5.2 py3round: halves go to the even neighbour (2.5 -> 2, 3.5 -> 4).
     assert smallest_max_size_shape(4, 5, 2) == (2, 2)
     assert smallest_max_size_shape(4, 7, 2) == (2, 4)

@@ -75,7 +75,7 @@ def test_front_rear_split_is_the_full_forward():
 
 
 def test_param_counts():
-    # Big-LaMa: 50,975,875 trainable parameters (spec lama_refiner_spec.md §1.8, counted on the original module).
+    # Big-LaMa: 50,975,875 trainable parameters (counted on the original ffc.py:FFCResNetGenerator).
     big = count_parameters(FFCResNetGenerator(n_blocks=18))
     assert big["total"] == 50_975_875
     assert big["front"] + big["rear"] == big["total"]

@@ -45,7 +45,7 @@ def test_pyramid_matches_fixture():
 
 
 @pytest.mark.parametrize("hw, budget, levels", [
-    # spec lama_refiner_spec.md §3.2, obtained by calling the original _get_image_mask_pyramid (defaults)
+    # obtained by calling the original refinement.py:_get_image_mask_pyramid (defaults)
     ((512, 512), (512, 512), [(512, 512)]),
     ((724, 1000), (724, 1000), [(724, 1000)]),
     ((725, 1000), (725, 1000), [(362, 500), (725, 1000)]),

@@ -1,4 +1,4 @@
-"""Parameter counts of the full paper configs equal the original's (spec §8, counted by
+"""Parameter counts of the full paper configs equal the original's (counted by
 instantiating the original configs): the numbers behind the README's reconciliation with Table 2."""
 
 from pathlib import Path
@@ -37,7 +37,7 @@ def test_big_lama_count_matches_the_original_code(capsys):
 
     assert main(["--config", "configs/big_lama.py"]) == 0
     out = capsys.readouterr().out
-    # 50,975,875 = the original FFCResNetGenerator(big-lama.yaml) (spec lama_refiner §1.8)
+    # 50,975,875 = the original FFCResNetGenerator(big-lama.yaml), counted on the original module
     assert "generator (total)                              50,975,875" in out
 
 

@@ -26,7 +26,7 @@ MASKS = shared_dir() / "data/masks/pconv_test"
 
 
 def pil_rgb(path) -> np.ndarray:
-    """The original's image loader (spec §7.1)."""
+    """The original's image loader (hyudsl/FDM:image_synthesis/data/utils/image_path_dataset.py)."""
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"))
 
@@ -273,7 +273,7 @@ def test_masks_partial_folder_is_reported(masks):
 
 def test_mask_selection_by_hole_ratio(masks):
     _, data_dir, _, _ = masks
-    # The original's use_provided_mask_ratio ['0.2', '0.6'] is files 4000-11999 (spec §7.2).
+    # The original's use_provided_mask_ratio ['0.2', '0.6'] is files 4000-11999 (MASK_RATIO_INDEX).
     assert mask_split(0.2, 0.6) == "ratio_20_30+ratio_30_40+ratio_40_50+ratio_50_60"
     assert mask_split() == "+".join(BUCKET_SPLITS)
     with pytest.raises(ValueError, match="expected a bucket bound"):

@@ -67,7 +67,7 @@ def run_steps(phase, state, batch, n, devices=None):
 def test_schedule_matches_the_original_rule():
     f = warmup_cosine(warmup_lr=2e-4, warmup_steps=150, total_steps=3000, min_lr=1e-6)
     lr = np.array([float(f(i)) for i in range(3100)])
-    assert lr[0] == 0.0  # iteration 0 runs at lr 0 (spec §5.6)
+    assert lr[0] == 0.0  # iteration 0 runs at lr 0 (engine/lr_scheduler.py:CosineAnnealingLRWithWarmup)
     np.testing.assert_allclose(lr[1:152], np.arange(1, 152) * 2e-4 / 150, rtol=1e-6)
     assert lr.argmax() == 151 and np.isclose(lr.max(), 2e-4 * (1 + 1 / 150), rtol=1e-6)  # overshoot
     assert np.all(np.diff(lr[151:]) <= 1e-12) and lr[-1] == np.float32(1e-6)  # cosine down to min_lr

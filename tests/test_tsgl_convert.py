@@ -129,7 +129,7 @@ def test_count_macs_by_formula():
 
 
 def test_tsgl_summary_against_the_original_counts():
-    """spec §6 (torch.utils.flop_counter / parameter counts on the original modules): TSGL-LaMa 34,468,035
+    """torch.utils.flop_counter / parameter counts on the original modules: TSGL-LaMa 34,468,035
     params and 463.37 GMAC at 512^2; TSGL-MEDFE 138,331,611 params and 197.74 GMAC at 256^2."""
     lama = conv.tsgl_summary(load_config("configs/tsgl_lama.py"))
     assert lama["params"] == 34_468_035 and lama["params_training_only"] == 4_141_313

@@ -90,7 +90,7 @@ def test_multiscale_refinement_runs_on_tsgl_lama():
 
 def test_parameter_count_of_the_released_model():
     """34,468,035 test-time parameters and 4,141,313 in the training-only up_high: counted on the
-    original module (spec tsgl_spec.md §6.2); the paper rounds to 34.0M."""
+    original module; the paper rounds to 34.0M."""
     def count(m):
         s = m.modulo
         x, one = jnp.zeros((1, s, s, 3)), jnp.zeros((1, s, s, 1))

@@ -71,8 +71,8 @@ def test_window_attention_tau_and_mask_update():
 def test_gaussian_table_and_feature_mask():
     k = tm.gaussian_table(32, 32)
     np.testing.assert_allclose(k.sum(1), 1.0, rtol=1e-6)
-    assert abs(k[0, 0] - 0.1765) < 5e-5  # spec §11: the corner pixel's own weight in util.gussin(1.5)
-    hole = jnp.ones((1, 64, 64, 1))  # even a 100 % hole never exceeds the threshold (spec §9.2)
+    assert abs(k[0, 0] - 0.1765) < 5e-5  # the corner pixel's own weight in util/util.py:gussin(1.5)
+    hole = jnp.ones((1, 64, 64, 1))  # even a 100 % hole never exceeds the threshold (util/util.py:cal_feat_mask)
     assert float(jnp.max(tm.feature_mask(hole))) == 0.0
     assert float(jnp.max(tm.feature_mask(2.0 * hole))) == 1.0  # the rule itself is implemented
 
@@ -104,7 +104,7 @@ def test_partial_conv_ratio_and_mat_fir_downsample():
 
 def test_parameter_counts():
     """138,331,611 test-time parameters and 53,539,009 in the training-only structure decoder: counted on
-    the original module (spec tsgl_spec.md §6.1). The reduced model: the fixture's parameter tensors."""
+    the original module. The reduced model: the fixture's parameter tensors."""
     def count(m):
         x, one = jnp.zeros((1, 256, 256, 3)), jnp.zeros((1, 256, 256, 1))
         v = jax.eval_shape(lambda: m.init(jax.random.key(0), x, one, x, one, one,

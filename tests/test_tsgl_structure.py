@@ -55,7 +55,7 @@ def test_known_mask_polarity_and_pil_nearest_resize():
     m[2:5, 1:4] = 255  # 255 = hole in the files
     k = structure.known_mask(m)
     assert k.shape == (8, 8, 1) and k[3, 2, 0] == 0.0 and k[0, 0, 0] == 1.0
-    # PIL NEAREST 8 -> 4 samples source pixels 2i+1 (spec §1.1), not 2i as PyTorch would
+    # PIL NEAREST 8 -> 4 samples source pixels 2i+1 (dataset_loader1.py's Resize), not 2i as PyTorch would
     k4 = structure.known_mask(m, (4, 4))[..., 0]
     np.testing.assert_array_equal(k4, 1.0 - m[1::2, 1::2] / 255.0)
 

@@ -1,5 +1,5 @@
 """Strict converter for the EdgeConnect discriminator of the original checkpoints
-(`loss.discriminator.*` of a phase-1 or phase-3 InpaintingModel state_dict, spec §9.2).
+(`loss.discriminator.*` of a phase-1 or phase-3 InpaintingModel state_dict).
 
 PyTorch's spectral_norm stores per conv `convK.0.weight_orig` (O, I, 4, 4), `convK.0.weight_u` (O,)
 and `convK.0.weight_v` (I*16,). `features` is an alias of `conv1` (networks.py:

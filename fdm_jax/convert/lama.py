@@ -1,4 +1,5 @@
-"""Strict PyTorch -> Flax converters for LaMa's FFC modules (spec lama_refiner_spec.md §6).
+"""Strict PyTorch -> Flax converters for LaMa's FFC modules (the state_dict names of
+geomagical/lama-with-refiner:saicinpainting/training/modules/ffc.py).
 
 Sources:
   * the released Big-LaMa checkpoint `big-lama/models/best.ckpt`: a PyTorch Lightning checkpoint whose

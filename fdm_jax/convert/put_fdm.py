@@ -1,4 +1,5 @@
-"""Strict PyTorch state_dict -> Flax variable converters for PUT + FDM (spec §9).
+"""Strict PyTorch state_dict -> Flax variable converters for PUT + FDM (checkpoints of
+hyudsl/FDM:image_synthesis/modeling/model/inpainting_model.py:InpaintingModel and of liuqk3/PUT).
 
 Every original key is either consumed or listed as ignored with a reason; a missing, extra or
 mis-shaped key raises `ConversionError` naming the key and both shapes. Expected Flax shapes come
@@ -220,7 +221,8 @@ def convert_inpainting_parts(parts: Mapping[str, Mapping], models: Mapping[str, 
     return out
 
 
-PUT_CODEC_RENAMES = [  # liuqk3/PUT P-VQVAE -> FDM PatchVQGAN key names (spec §2.7)
+PUT_CODEC_RENAMES = [  # liuqk3/PUT P-VQVAE -> FDM PatchVQGAN key names (PatchEncoder2 / PatchConvDecoder2 of
+    # liuqk3/PUT@cvpr2022:image_synthesis/modeling/codecs/image_codec/patch_vqgan.py)
     (r"^encoder\.res_layers\.(\d+)\.layers\.1\.", r"encoder.res_layers.\1.layers.0."),
     (r"^encoder\.res_layers\.(\d+)\.layers\.3\.", r"encoder.res_layers.\1.layers.2."),
     (r"^encoder\.post_layers\.1\.", "encoder.post_layers.0."),

@@ -1,5 +1,5 @@
 """Strict PyTorch -> Flax converters for both TSGL generators and their SPADE blocks
-(htyjers/ConvInpaint-TSGL@e9f6438; spec shared/research/tsgl_spec.md §7), plus `tsgl_summary`.
+(state_dicts of htyjers/ConvInpaint-TSGL@e9f6438: TSGL_*/test/model.py), plus `tsgl_summary`.
 
 Sources: the original checkpoints, `torch.save(DataParallel(G).state_dict())` (`G_<epoch % 15>.pth`,
 `Gs_0.pth`): every key carries the `module.` prefix, stripped here; or a bare state_dict (the fixtures'
@@ -380,9 +380,9 @@ def tsgl_summary(config) -> dict:
     stored in every checkpoint, `gmacs` = conv/matmul MACs of one test-time forward at
     config.data.image_size (count_macs on the jaxpr; FFTs and elementwise ops excluded). The paper's
     figures (config.reference) are 34.0M / 463.0G for TSGL-LaMa at 512x512 ("FLOPs" that are MACs) and
-    37.8M / 95.1G for the 256 model, which the released code cannot reproduce (spec §6.1).
+    37.8M / 95.1G for the 256 model (Table V), which the released code cannot reproduce.
 
-    Against torch.utils.flop_counter on the original (spec §6): TSGL-LaMa 34,468,035 / 463.38 GMAC here vs
+    Against torch.utils.flop_counter on the original modules: TSGL-LaMa 34,468,035 / 463.38 GMAC here vs
     34,468,035 / 463.37 there; TSGL-MEDFE 138,331,611 / 195.86 here vs 138,331,611 / 197.74 there. The
     1.88 GMAC gap is exact bookkeeping: the structure encoder's mask-update convolution (ones kernel) is
     computed here with one output channel instead of Co identical ones (-2.43), and the balance module's

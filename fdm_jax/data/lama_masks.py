@@ -10,9 +10,9 @@ Masks are float32 (H, W) with 1 = hole (LaMa polarity); `mask_to_uint8` gives th
 
 Randomness: the original draws everything from numpy's legacy global RandomState; here an explicit
 `np.random.RandomState` is passed in and consumed in exactly the same order, so
-`RandomState(seed)` reproduces the original after `np.random.seed(seed)` (spec lama_refiner_spec.md
-§4). Strokes are rasterised with cv2.line (LINE_8), as in the original. The original's quirks are
-kept on purpose (spec §8.9): max_times + 1 strokes, integer-radian stroke angles (+0.01), end points
+`RandomState(seed)` reproduces the original after `np.random.seed(seed)` (the files above call
+np.random directly). Strokes are rasterised with cv2.line (LINE_8), as in the original. The original's quirks are
+kept on purpose (masks.py): max_times + 1 strokes, integer-radian stroke angles (+0.01), end points
 clipped to W/H (not W-1/H-1), box sizes up to bbox_max_size inclusive, the crop bounds' off-by-one,
 the no-op empty-mask filter, medium/thick masks being either strokes or boxes.
 """

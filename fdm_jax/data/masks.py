@@ -1,4 +1,4 @@
-"""The original's training masks, bit for bit (spec §7.2; fixture shared/fixtures/put_fdm/masks_put.npz).
+"""The original's training masks, bit for bit (fixture shared/fixtures/put_fdm/masks_put.npz).
 
 Three generators of hyudsl/FDM@3d3c30fd (copies of liuqk3/PUT@cvpr2022):
 

@@ -16,9 +16,10 @@ Order and randomness (all pure functions, so a resumed run is exact):
 The iterator is endless (epochs follow each other); the training loop decides when to stop. Its
 state is {seed, epoch, position, num_examples, global_batch}, JSON-serialisable for checkpoints.
 
-Differences from the original loader (spec §7): the original seeds nothing per example (workers
-of a torch DataLoader with shuffle=True), draws crops and masks from one global stream, and reads
-folders in os.walk order; here each stream is separate and derived from (seed, epoch, position).
+Differences from the original loader (hyudsl/FDM:image_synthesis/data/): the original seeds nothing
+per example (workers of a torch DataLoader with shuffle=True), draws crops and masks from one global
+stream, and reads folders in os.walk order; here each stream is separate and derived from (seed,
+epoch, position).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The original's image preprocessing (data/utils/image_preprocessor.py:SimplePreprocessor, spec §7.1).
+"""The original's image preprocessing (hyudsl/FDM:image_synthesis/data/utils/
+image_preprocessor.py:SimplePreprocessor).
 
 The original runs albumentations on the float32 image: SmallestMaxSize(smallest_max_size) ->
 RandomCrop or CenterCrop(size) -> HorizontalFlip(p=0.5) if horizon_flip. This module does the same

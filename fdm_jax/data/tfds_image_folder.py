@@ -1,5 +1,6 @@
 """A tensorflow-datasets builder for image datasets distributed as a folder of images: Paris
-StreetView, the Places365 'naturalscene' subset of PUT/FDM (spec §7.3), or any folder.
+StreetView, the Places365 'naturalscene' subset of PUT/FDM (the category filter of
+liuqk3/PUT@cvpr2022:image_synthesis/data/image_list_dataset.py), or any folder.
 
 Built and read without TensorFlow: tfds 4.9.10 generates `array_record` files with its own
 example serializer, and the builder stores file bytes, so no image is encoded through TF.
@@ -15,9 +16,10 @@ or `prepare_image_folder("/data/paris", "~/tfds", config="paris")`. Read it back
 `fdm_jax.data.tfds_sources.TfdsImageSource("fdm_image_folder", "train", "~/tfds", config="paris")`.
 
 Stored images: the original file bytes whenever both of tfds' numpy decoders (cv2 with
-IMREAD_UNCHANGED, or PIL) yield exactly the pixels the original loader sees (PIL `convert('RGB')`,
-spec §7.1); otherwise (RGBA, CMYK, 16-bit, BMP/TIFF/WebP, ...) a PNG of those pixels, flagged by the
-`reencoded` feature. Files that cannot be decoded are skipped with a warning naming them.
+IMREAD_UNCHANGED, or PIL) yield exactly the pixels the original loader sees (PIL `convert('RGB')`, in
+hyudsl/FDM:image_synthesis/data/utils/image_path_dataset.py:ImagePaths); otherwise (RGBA, CMYK,
+16-bit, BMP/TIFF/WebP, ...) a PNG of those pixels, flagged by the `reencoded` feature. Files that
+cannot be decoded are skipped with a warning naming them.
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ class ImageFolderConfig(tfds.core.BuilderConfig):
 
 
 def _decode_rgb(data: bytes) -> tuple[np.ndarray, str]:
-    """The original loader: PIL -> convert('RGB') -> uint8 (spec §7.1). Decodes fully, so truncated
+    """The original loader: PIL -> convert('RGB') -> uint8 (ImagePaths). Decodes fully, so truncated
     files fail here. -> ((H, W, 3) uint8, PIL format name)."""
     from PIL import Image
 

@@ -1,5 +1,5 @@
 """A tensorflow-datasets builder for the NVIDIA/PConv irregular hole masks (`testing_mask_dataset`,
-spec §7.2): 12,000 PNGs 00000.png-11999.png, 512x512, 255 = hole, in six hole-ratio buckets of
+of Liu et al. 2018, PConv): 12,000 PNGs 00000.png-11999.png, 512x512, 255 = hole, in six hole-ratio buckets of
 2,000 in file order. Built and read without TensorFlow (array_record, stored file bytes).
 
     import tensorflow_datasets as tfds
@@ -44,7 +44,7 @@ __all__ = [
 
 NUM_MASKS = 12000
 BUCKET_SIZE = 2000
-# Hole-ratio bucket (lo, hi] of files [2000 b, 2000 (b + 1)) (NVIDIA's README; spec §7.2).
+# Hole-ratio bucket (lo, hi] of files [2000 b, 2000 (b + 1)) (NVIDIA's README; hyudsl/FDM's MASK_RATIO_INDEX).
 BUCKET_RATIOS = ((0.01, 0.1), (0.1, 0.2), (0.2, 0.3), (0.3, 0.4), (0.4, 0.5), (0.5, 0.6))
 BUCKET_SPLITS = ("ratio_01_10", "ratio_10_20", "ratio_20_30", "ratio_30_40", "ratio_40_50", "ratio_50_60")
 

@@ -8,9 +8,9 @@
 * `TfdsMaskSource(data_dir, split | ratio)`: the NVIDIA masks of tfds_irregular_masks.py, `load(i)`
   -> uint8 (H, W), 255 = hole.
 
-Images are decoded like the original's loader, PIL -> convert('RGB') (spec §7.1), from the stored
-bytes (tfds' own decoding is skipped); one that does not decode raises sources.CorruptImageError
-with the example's name. Sources pickle without their open files (for worker processes). tensorflow_datasets is imported on first use, not on import of this module.
+Images are decoded like the original's loader (hyudsl/FDM:image_synthesis/data/utils/image_path_dataset.py),
+PIL -> convert('RGB'), from the stored bytes (tfds' own decoding is skipped); one that does not decode
+raises sources.CorruptImageError with the example's name. Sources pickle without their open files (for worker processes). tensorflow_datasets is imported on first use, not on import of this module.
 """
 
 from __future__ import annotations

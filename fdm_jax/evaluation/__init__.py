@@ -1,4 +1,4 @@
-"""Evaluation of pluralistic inpainting per hole-ratio bucket, as the papers evaluate (spec §7.4, §11.2).
+"""Evaluation of pluralistic inpainting per hole-ratio bucket, as the papers evaluate (FDM paper, Sec. 4.1).
 
     model = PutFdmInpainter.from_checkpoints(["runs/demo"])
     source, data_info = open_image_source("../shared/data/images/places2_256_freeform")
@@ -12,7 +12,7 @@ the seed; `assign_masks`), the model draws `num_samples` completions, and the pe
 written as they are produced. At the end the per-bucket numbers go to `results.json`, `table.md`
 (shaped like Table 1 of the FDM paper) and `grid.png`.
 
-How each number is computed (the conventions of liuqk3/PUT's scripts/metrics, spec §11.2; FDM
+How each number is computed (the conventions of liuqk3/PUT@main:scripts/metrics/cal_*.py; FDM
 ships no metric scripts):
   * fake images = the model's own output, truncated to uint8 as the originals save their PNGs.
     PUT+FDM does NOT paste the known pixels back (FDM's inference saves `inpainted_image`, the raw

@@ -16,7 +16,8 @@ class EvaluationError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Bucket:
-    """Hole ratios in (lo, hi], the NVIDIA mask set's own bucket convention (spec §7.2)."""
+    """Hole ratios in (lo, hi], the NVIDIA mask set's own bucket convention (hyudsl/FDM: MASK_RATIO_INDEX
+    of image_synthesis/data/image_list_dataset_provided_mask.py)."""
 
     lo: float
     hi: float

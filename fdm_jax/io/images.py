@@ -48,7 +48,7 @@ def _check_complete(p: Path, what: str) -> None:
 
 
 def resize_and_center_crop(image: np.ndarray, size: int, interpolation=cv2.INTER_LINEAR) -> tuple[np.ndarray, tuple]:
-    """The original's inference preprocessing (SmallestMaxSize(size) + CenterCrop(size), spec §7.1):
+    """The original's inference preprocessing (SmallestMaxSize(size) + CenterCrop(size) of SimplePreprocessor):
     scale the smaller side to `size` (cv2 INTER_LINEAR), crop the centre with offset floor((L - size)/2).
     Returns the result and the (scale, top, left) used, so a mask can follow exactly."""
     h, w = image.shape[:2]

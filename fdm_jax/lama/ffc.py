@@ -4,7 +4,7 @@ Follows saicinpainting/training/modules/ffc.py of geomagical/lama-with-refiner@d
 advimman/lama): FourierUnit, SpectralTransform, FFC, FFC_BN_ACT and FFCResnetBlock. Big-LaMa and the
 TSGL LaMa variant both build their generators from these, so they live here on their own.
 
-Conventions (spec lama_refiner_spec.md §1.3-1.7, §6.3):
+Conventions (those of ffc.py and of its PyTorch state_dict):
   * A feature map with a local/global split is the tuple (x_l, x_g); x_g is None where the original
     passes the int 0 (no global part). Local comes first wherever the two are concatenated.
   * Convolutions are bias-free and pad with *reflection* (PyTorch padding_mode='reflect' = numpy

@@ -1,7 +1,7 @@
 """LaMa's FFC ResNet generator (Big-LaMa when built from configs/big_lama.py), NHWC, Flax Linen.
 
 Follows saicinpainting/training/modules/ffc.py:FFCResNetGenerator of geomagical/lama-with-refiner@
-d4239d8 with the constructor defaults Big-LaMa keeps (spec lama_refiner_spec.md §1.1, §1.3):
+d4239d8 with the constructor defaults Big-LaMa keeps (generator: of configs/training/big-lama.yaml):
 
     ReflectionPad(3) -> FFC_BN_ACT k7 (init)                               } front: image, mask -> z
     n_downsampling x FFC_BN_ACT k3 s2 p1 (the last one splits off global)  }
@@ -40,7 +40,7 @@ class ConvTranspose2d(nn.Module):
 
     Kernel stored (kh, kw, in, out) = torch weight (in, out, kh, kw).transpose(2, 3, 0, 1). A
     transposed conv is a conv of the stride-dilated input with the flipped kernel, padded
-    (k-1-p, k-1-p+output_padding): (1, 2) for LaMa's k3 p1 op1 (spec §6.3; 'SAME' would be wrong).
+    (k-1-p, k-1-p+output_padding): (1, 2) for LaMa's k3 p1 op1 (torch.nn.ConvTranspose2d; 'SAME' would be wrong).
     """
 
     features: int

@@ -1,6 +1,6 @@
 """Multiscale feature refinement (Kulshreshtha, Pugh & Jiddi 2022, arXiv 2206.13644), as the official code
-does it: saicinpainting/evaluation/refinement.py of geomagical/lama-with-refiner@d4239d8 (spec
-lama_refiner_spec.md §3).
+does it: saicinpainting/evaluation/refinement.py of geomagical/lama-with-refiner@d4239d8
+(refine_predict, _infer, _get_image_mask_pyramid).
 
     result = refine(front_rear(model), variables, image, mask)        # image (1,H,W,3), mask 1 = known
 
@@ -28,7 +28,7 @@ Per image (batch size 1, as the original asserts):
   the front returns), called n_iters - 1 times from Python, and `finish_scale` (the final forward). The
   learning rate and n_iters are values, not compile-time constants.
 
-Deliberate difference: where the original's term B selects nothing (thin masks, §8.4) torch's mean is
+Deliberate difference: where the original's term B selects nothing (thin masks) torch's mean is
 NaN (its printed loss is 'nan', its gradient zero). Here each term is sum / max(count, 1) and an empty
 term contributes 0 to both the loss and the gradient, so losses and z stay finite. Same for term A
 when everything is hole.

@@ -1,5 +1,5 @@
 """EdgeConnect patch discriminator with spectral normalisation
-(hyudsl/FDM:image_synthesis/modeling/modules/edge_connect/networks.py:Discriminator, spec §6).
+(hyudsl/FDM:image_synthesis/modeling/modules/edge_connect/networks.py:Discriminator).
 
 Five bias-free 4x4 convolutions 3 -> w1 -> w2 -> w3 -> w4 -> 1 (strides 2, 2, 2, 1, 1, padding 1),
 LeakyReLU(0.2) after the first four, sigmoid on the output (`use_sigmoid=True`,
@@ -86,7 +86,7 @@ class Discriminator(nn.Module):
 
 def init_discriminator(disc: Discriminator, key: jax.Array, in_ch: int = 3) -> dict:
     """Fresh variables {'params': kernels N(0, 0.02), 'spectral_norm': {convK: {u, v}}} (the phase-3
-    discriminator starts from scratch, spec §5.3). u, v = normalize(randn) and no power iteration runs
+    discriminator starts from scratch, as in the original). u, v = normalize(randn) and no power iteration runs
     at init, as in torch. All draws come from one normal vector (one small XLA program instead of one
     threefry per leaf, which is slow to compile on CPU)."""
     abstract = jax.eval_shape(lambda: disc.init(jax.random.key(0), jnp.zeros((1, 32, 32, in_ch)), update_sn=False))

@@ -1,5 +1,5 @@
 """EdgeConnectLoss: the generator and discriminator losses of PUT/FDM training
-(hyudsl/FDM:image_synthesis/modeling/modules/edge_connect/losses.py:EdgeConnectLoss, spec §6).
+(hyudsl/FDM:image_synthesis/modeling/modules/edge_connect/losses.py:EdgeConnectLoss).
 
 Driven by a phase's `config.train.<phase>.loss` (configs/put_fdm_common.py: edge_connect_loss):
     kind 'image'    -> branch 'generator' (phase 1): image terms + quantize * quantize_loss

@@ -1,5 +1,5 @@
 """Pixel losses of EdgeConnectLoss (hyudsl/FDM:image_synthesis/modeling/modules/edge_connect/
-losses.py and image_gradient_loss.py, spec §6). Images NHWC in [0, 1]; masks (B, H, W, 1), 1 = known.
+losses.py and image_gradient_loss.py). Images NHWC in [0, 1]; masks (B, H, W, 1), 1 = known.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def hole_fraction(mask: jax.Array) -> jax.Array:
 def hole_normalised_l1(reconstruction: jax.Array, image: jax.Array, mask: jax.Array) -> jax.Array:
     """L1 over all pixels divided by the batch hole fraction (losses.py 'generator' and
     'fdm_decoder_tuning': l1_loss(rec, image) / torch.mean(1 - mask)). Like the original it is
-    infinite for a batch without holes (impossible with the shipped masks, spec §10.6)."""
+    infinite for a batch without holes (impossible with the shipped masks, which all have holes)."""
     _check_same_shape(reconstruction, image)
     if mask.ndim != 4 or mask.shape[:3] != image.shape[:3] or mask.shape[3] != 1:
         raise ValueError(f"mask shape {mask.shape}: expected (B, H, W, 1) matching image {image.shape}")

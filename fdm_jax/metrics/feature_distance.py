@@ -4,7 +4,7 @@ The paper reports the L2 distance between generated and ideal features at masked
 PUT's quantized features, 2.87 after FDM). `feature_distances` measures, for features of the FULL
 image at the patches a mask touches (masked_patch_idx = 1), the per-patch L2 distance
 ||f - q|| of the quantized features q to the ideal f, and ||f - (q + pv)|| after FDM, with pv =
-FDM(qv, m) and qv = f (1 - m) + q m exactly as phase 2 trains it (spec §5.2).
+FDM(qv, m) and qv = f (1 - m) + q m exactly as phase 2 trains it (InpaintingModel.forward(name='fdm')).
 """
 
 from __future__ import annotations

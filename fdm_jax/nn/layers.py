@@ -2,7 +2,7 @@
 
 The layers hold their parameters in Flax layout (`kernel` HWIO / (in, out), `bias`) and reproduce the
 original's PyTorch layers exactly, including PyTorch's default initialisation U(±1/sqrt(fan_in))
-(the original codec and FDM are trained from that init, spec §2.6). Padding is always explicit so
+(hyudsl/FDM's codec and FDM set no init of their own). Padding is always explicit so
 that no layer depends on Flax's 'SAME' conventions.
 """
 

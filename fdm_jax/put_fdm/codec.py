@@ -1,5 +1,5 @@
 """P-VQVAE: patch encoder, dual-codebook quantizer and patch decoder
-(hyudsl/FDM:image_synthesis/modeling/codecs/image_codec/patch_vqgan.py:PatchVQGAN, spec §2).
+(hyudsl/FDM:image_synthesis/modeling/codecs/image_codec/patch_vqgan.py:PatchVQGAN).
 
 Conventions at this API: images NHWC float in [0, 255]; pixel masks (B, H, W, 1) with 1 = known.
 Inside, images are x/127.5 - 1 and holes are exactly -1.

@@ -1,4 +1,4 @@
-"""Feature Dequantization Module (hyudsl/FDM:image_synthesis/modeling/modules/FDM/fdm.py, spec §5.1).
+"""Feature Dequantization Module (hyudsl/FDM:image_synthesis/modeling/modules/FDM/fdm.py:FDM).
 
 Predicts the quantisation error of the assembled feature grid at masked patches and adds it back
 before decoding: v = qv + m * mix([qv; m]), m = 1 on patches with any missing pixel.

@@ -1,5 +1,5 @@
 """The feature sampler: PUT's UQ-Transformer
-(hyudsl/FDM:image_synthesis/modeling/vector_predictor/{transformer.py,transformer_block.py}, spec §3).
+(hyudsl/FDM:image_synthesis/modeling/vector_predictor/{transformer.py,transformer_block.py}).
 
 It reads the *unquantized* patch features of the masked image (fully masked patches all carry the
 same feature vector, which acts as a mask token), embeds them with a Linear layer plus a learned

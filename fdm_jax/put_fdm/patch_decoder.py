@@ -3,7 +3,7 @@
 A conv net from the 1/8-resolution features back to pixels. A small image encoder
 (EncoderInPatchDecoder) extracts post-ReLU features of the masked image at every resolution, and
 before each upsampling they replace the decoder's features wherever the pixel mask says "known",
-using the top-left pixel of each block as the original's nearest downsampling does (spec §2.5).
+using the top-left pixel of each block as the original's nearest downsampling does (`PatchDecoder.forward`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """P-VQVAE patch encoder (hyudsl/FDM:image_synthesis/modeling/codecs/image_codec/encoder.py:PatchEncoder).
 
 Each non-overlapping patch is encoded independently by an MLP, so a fully known patch gets the same
-feature whatever is masked elsewhere (spec §2.2).
+feature whatever is masked elsewhere (`PatchEncoder.forward`: F.unfold into patches, then the MLP).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The original's three pixel-mask -> patch-mask rules (spec §2.4, §10.3).
+"""The original's three pixel-mask -> patch-mask rules (hyudsl/FDM:image_synthesis/modeling/utils/misc.py,
+model/inpainting_model.py and codecs/image_codec/decoder.py; each function names its original).
 
 Pixel masks inside the models are (B, H, W, 1) float with **1 = known pixel, 0 = hole**, the
 polarity of the original PUT/FDM code. Convert PNG masks (255 = hole) at the edge of the system.
@@ -35,5 +36,5 @@ def masked_patch_index(mask: jax.Array, patch: int) -> jax.Array:
 
 def nearest_downsample(mask: jax.Array, factor: int) -> jax.Array:
     """Legacy `F.interpolate(mode='nearest')` by an integer factor: the top-left pixel of each block
-    (the rule the decoder's merges use, spec §2.4)."""
+    (the rule of the merges in image_codec/decoder.py:PatchDecoder.forward)."""
     return mask[:, ::factor, ::factor, :]

@@ -1,4 +1,5 @@
-"""The four training phases of PUT + FDM as pure step functions (spec §3.2, §5.2–5.6, §6).
+"""The four training phases of PUT + FDM as pure step functions (FDM paper, Sec. 3.3;
+hyudsl/FDM:image_synthesis/modeling/model/inpainting_model.py:InpaintingModel.forward).
 
     phase = make_phase(config, steps_per_epoch)
     state = phase.init_state(key)                      # or from a previous phase / original .pth
@@ -14,7 +15,8 @@
 
 Batches are dicts of `image` (B, H, W, 3) float [0, 255], `mask` (B, H, W, 1) 1 = known and, for
 the codec phase, `erase_mask` (B, H, W, 1). Per iteration the generator-side optimizer steps first,
-then the discriminator on the detached reconstruction, as the original Solver does (spec §5.6).
+then the discriminator on the detached reconstruction, as the original Solver does
+(hyudsl/FDM:image_synthesis/engine/solver.py:Solver.step).
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ class Phase:
     # -- state ------------------------------------------------------------------------------------
     def init_state(self, key, variables: dict | None = None, disc_variables: dict | None = None) -> TrainState:
         """A fresh state; `variables` (e.g. from the previous phase) replaces the fresh ones it has.
-        The discriminator (phases codec, fdm_tuning) starts fresh, as in the original (spec §5.3);
+        The discriminator (phases codec, fdm_tuning) starts fresh as in the original (a phase-2 .pth has no `loss.*`);
         its init is eager, so jit this only with `disc_variables` given (see abstract_state)."""
         k_init, k_disc, k_run = jax.random.split(key, 3)
         fresh = jax.jit(lambda k: init_variables(self.models, self.config.image_size, k))(k_init)
@@ -173,7 +175,7 @@ class Phase:
         return apply_fdm(fdm_fn, qi["quantized"], qi["feature"], qi["masked_patch_idx"])  # (v, pv)
 
     def _loss_fdm(self, params, state, batch):
-        """forward(name='fdm'): L_qe = mean |pv - (f - q) m| over all B*C*h*w elements (spec §5.2)."""
+        """forward(name='fdm'): L_qe = mean |pv - (f - q) m| over all B*C*h*w elements (FDM paper, Eq. 1)."""
         qi = self._features(params, state, batch["image"], batch["mask"])
         _, pv = self._fdm(params, qi)
         qe = quantization_error_loss(pv, qi["target"])
@@ -182,7 +184,7 @@ class Phase:
 
     def _loss_fdm_tuning(self, params, state, batch):
         """forward(name='fdm_decoder_tuning'): decode V = qv + pv with the masked image; L_rec on
-        Y/255 vs I/255 plus L_qe (spec §5.3)."""
+        Y/255 vs I/255 plus L_qe (FDM paper, Eq. 3)."""
         image, mask = batch["image"], batch["mask"]
         qi = self._features(params, state, image, mask)
         v, pv = self._fdm(params, qi)

@@ -1,4 +1,4 @@
-"""L_qe, the quantisation-error loss of FDM training (phases 2 and 3; spec §5.2-5.3).
+"""L_qe, the quantisation-error loss of FDM training (phases 2 and 3; FDM paper, Sec. 3.2, Eq. 1 and 3).
 
 hyudsl/FDM:image_synthesis/modeling/model/inpainting_model.py, forward names 'fdm' and
 'fdm_decoder_tuning':

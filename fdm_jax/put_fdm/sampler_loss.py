@@ -1,4 +1,4 @@
-"""The feature sampler's training objective (spec §3.2; hyudsl/FDM:image_synthesis/modeling/
+"""The feature sampler's training objective (hyudsl/FDM:image_synthesis/modeling/
 model/inpainting_model.py `forward(name='transformer')` and vector_predictor/transformer.py
 `prepare_data` / `forward`), as pure functions.
 

@@ -1,4 +1,4 @@
-"""Pluralistic inference of PUT + FDM as pure functions (spec §4; hyudsl/FDM:
+"""Pluralistic inference of PUT + FDM as pure functions (hyudsl/FDM:
 image_synthesis/modeling/model/inpainting_model.py `sample` / `content_generate`,
 vector_predictor/transformer.py `get_sample_token`, utils/misc.py `logits_top_k`).
 
@@ -295,7 +295,7 @@ def iteration_table(fill_positions, fill_tokens, fill_iteration, num_token_per_i
 def inpaint(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, fdm, fdm_vars, image, mask, key, *,
             top_k: int = 50, num_token_per_iter=1, temperature: float = 1.0, use_fdm: bool = True,
             on_step=None) -> dict:
-    """InpaintingModel.sample: sample tokens, then FDM, then decode (spec §1.2).
+    """InpaintingModel.sample: sample tokens, then FDM, then decode.
 
     QV = F*(1-m) + G*m; V = QV + m*FDM([QV; m]) (m = masked_patch_idx); Y = decoder(post_quant_conv(V),
     masked image, mask); inpainted_image = clamp((Y+1)*127.5, 0, 255), float, known pixels NOT pasted

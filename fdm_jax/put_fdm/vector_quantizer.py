@@ -1,5 +1,5 @@
 """EMA vector quantizer with PUT's dual codebook
-(hyudsl/FDM:image_synthesis/modeling/codecs/image_codec/vector_quantizer.py, spec §2.3).
+(hyudsl/FDM:image_synthesis/modeling/codecs/image_codec/vector_quantizer.py:VectorQuantizer).
 
 Codes [0, masked_embed_start) quantize fully known patches (token_type 1); codes
 [masked_embed_start, num_embed) quantize every other patch. The codebook is not a trainable

@@ -1,4 +1,4 @@
-"""Training checkpoints: one small wrapper over orbax's CheckpointManager (jax_practices.md), so a
+"""Training checkpoints: one small wrapper over orbax's CheckpointManager, so a
 move to orbax's v1 API touches this file only.
 
 A checkpoint at step s holds three items:

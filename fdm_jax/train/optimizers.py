@@ -1,4 +1,5 @@
-"""Optimizers of the original configs as optax transformations (spec §3.3, §5.5).
+"""Optimizers of the original configs as optax transformations (hyudsl/FDM:configs/*/*.yaml
+`solver.optimizers_and_schedulers`; AdamW groups of vector_predictor/transformer.py `parameters`).
 
 Only the phase's trainable parameters get an optimizer; every other leaf gets
 `optax.set_to_zero()`, so frozen modules keep bit-identical values and carry no optimizer state.

@@ -1,4 +1,4 @@
-"""The original's learning-rate schedule as an optax schedule (spec §5.6).
+"""The original's learning-rate schedule as an optax schedule.
 
 hyudsl/FDM:image_synthesis/engine/lr_scheduler.py `CosineAnnealingLRWithWarmup`, stepped once after
 every optimizer step, starting from lr = base_lr = 0. Written in closed form over the optimizer's own
@@ -8,7 +8,7 @@ update count i (0 for the first update):
     lr(i) = max(peak * (1 + cos(pi * (i - 1 - warmup) / max(1, T - warmup))) / 2, min_lr)   otherwise
 
 with peak = (warmup + 1) * warmup_lr / warmup, the largest lr the warm-up reaches. So the first update
-runs at lr 0 and the warm-up overshoots warmup_lr by a factor 1 + 1/warmup (spec §10.7); both are
+runs at lr 0 and the warm-up overshoots warmup_lr by a factor 1 + 1/warmup; both are
 quirks of the original, kept. The original accumulates the warm-up in float64 by repeated addition;
 the closed form differs from it by rounding only.
 """

@@ -1,5 +1,5 @@
 """TSGL's LaMa variant ("Ours (LaMa)", 512x512), NHWC, Flax Linen: TSGL_Lama/test/model.py:
-FFCResNetGenerator of htyjers/ConvInpaint-TSGL@e9f6438 (spec shared/research/tsgl_spec.md §4).
+FFCResNetGenerator of htyjers/ConvInpaint-TSGL@e9f6438.
 
 LaMa's FFC generator given two 5-level conv streams and a SPADE ResBlock after every texture level:
 
@@ -56,7 +56,7 @@ def upsample2(x: jax.Array) -> jax.Array:
 
 class TSGLLamaGenerator(nn.Module):
     """TSGL_Lama FFCResNetGenerator(ngf, max_features, n_blocks); defaults = the released model
-    (64 / 256 / 9: 34,468,035 test-time parameters, spec §6.2).
+    (64 / 256 / 9: 34,468,035 test-time parameters in the original).
 
     Submodules (names = the original's): model_high, model_high_0..4, model_low, model_low_0..4,
     h2l_0_l..h2l_3_l, h2l_4_l, h2l_4_g, decoder (= self.model), [up_high].

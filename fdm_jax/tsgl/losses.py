@@ -1,5 +1,5 @@
 """TSGL training losses and discriminators, as the original train.py files compute them
-(htyjers/ConvInpaint-TSGL@e9f6438; spec shared/research/tsgl_spec.md §5, §9.8). Pure functions of network
+(htyjers/ConvInpaint-TSGL@e9f6438, not the paper's Eq. 16). Pure functions of network
 outputs; the modules here are the two discriminators.
 
 256 model (TSGL_MEDFE/train/train.py), hinge GAN, D = MedfeDiscriminator (4 spectral-norm convs k5):

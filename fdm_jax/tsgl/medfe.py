@@ -1,6 +1,6 @@
 """TSGL's 256x256 generator (the model behind the paper's main tables), NHWC, Flax Linen:
-TSGL_MEDFE/test/model.py:Generator of htyjers/ConvInpaint-TSGL@e9f6438 (spec
-shared/research/tsgl_spec.md §2-3, §9), following the CODE where it differs from the paper:
+TSGL_MEDFE/test/model.py:Generator of htyjers/ConvInpaint-TSGL@e9f6438 (with its
+pconv.py, trans.py, spade.py, pcconv_cross.py, util/util.py), following the CODE where it differs from the paper:
 
     structure encoder  5 x PartialConv2d(multi-channel) + BN + ReLU on cat(E*M, Gray*M, M)  -> S1..S5
     texture encoder    MAT partial-conv head on cat(I*M, T*M, M) (A @ H, B @ H/2), then 4 MAT-style
@@ -534,7 +534,7 @@ class Equalizer(nn.Module):
 
 def feature_mask(hole: jax.Array, layers: int = 3, threshold: float = 1.0) -> jax.Array:
     """util.cal_feat_mask(1 - M, 3, 1): `layers` x conv(k4 s2 p1, weights 1/16), then > threshold.
-    For a hole map in [0, 1] the average never exceeds 1, so this is always 0 (spec §9.2)."""
+    For a hole map in [0, 1] the average never exceeds 1, so this is always 0 (as pcconv_cross.py calls it)."""
     k = jnp.full((4, 4, 1, 1), 1.0 / 16.0, hole.dtype)
     for _ in range(layers):
         hole = conv2d(hole, k, 2, 1)
@@ -653,7 +653,7 @@ class StructureHead(nn.Module):
 # ------------------------------------------------------------------------------------ generator
 
 class TSGLMedfeGenerator(nn.Module):
-    """TSGL_MEDFE Generator (defaults = the released model: 138,331,611 test-time parameters, spec §6.1).
+    """TSGL_MEDFE Generator (defaults = the released model: 138,331,611 test-time parameters in the original).
 
     Submodules (names = the original's): en_high_1..5, en_low_1_f, en_low_1_s, en_low_2..5 (BasicLayer),
     h2l_1..5, en_fusion_1..6, pc_block, Decoder_1..6, and with the structure decoder en_high_6/7,

@@ -4,8 +4,8 @@
     state = phase.init_state(key)
     state, metrics = phase.train_step(state, batch)    # jitted, donated and sharded by the loop
 
-One iteration, as htyjers/ConvInpaint-TSGL@e9f6438 TSGL_*/train/train.py orders it (spec
-shared/research/tsgl_spec.md §5; losses in fdm_jax/tsgl/losses.py):
+One iteration, as htyjers/ConvInpaint-TSGL@e9f6438 TSGL_*/train/train.py orders it (losses in
+fdm_jax/tsgl/losses.py):
 
 | model        | order                                                                 | optimizers (Adam)              |
 |--------------|-----------------------------------------------------------------------|--------------------------------|

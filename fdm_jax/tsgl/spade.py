@@ -1,10 +1,10 @@
 """TSGL's SPADE-style normalisation blocks (NHWC, Flax Linen), as htyjers/ConvInpaint-TSGL@e9f6438
-computes them (spec shared/research/tsgl_spec.md §2 P5/P6, §3.3, §4, §9.4).
+computes them (TSGL_*/test/spade.py, spectral_norm.py, model.py:SPDNormResnetBlock).
 
     SPADE(norm, C):  out = norm(x) * (1 + gamma(s)) + beta(s),  s = nearest-resize(segmap, size(x))
                      gamma, beta = conv3x3(relu(conv3x3(s; 128 hidden)))       (spade.py:SPADE)
       norm 'batch'    the "global" normalisation: SynchronizedBatchNorm2d(affine=False). Eval uses the
-                      RUNNING statistics (a fixed per-channel affine), not per-image statistics (§9.4);
+                      RUNNING statistics (a fixed per-channel affine), not per-image statistics (paper Eq. 7);
                       train uses batch statistics and updates the running ones (PyTorch's rule).
       norm 'position' the "local" normalisation: per position over channels, UNBIASED variance (C - 1),
                       (x - mean_c) / sqrt(var_c + 1e-5)                       (spade.py:PositionalNorm2d)

@@ -1,6 +1,6 @@
 """TSGL's structure inputs and preprocessing, exactly as the original pipelines compute them
-(htyjers/ConvInpaint-TSGL@e9f6438: TSGL_*/test/canny.py, dataset_loader*.py; spec
-shared/research/tsgl_spec.md §1, §9.7).
+(htyjers/ConvInpaint-TSGL@e9f6438: TSGL_*/{train,test}/canny.py,
+dataset_loader*.py).
 
 canny.image_to_edge(image_tensor, sigma=2) turns the *tensor the pipeline holds* back into a uint8
 image with torchvision's ToPILImage (`(x * 255).byte()`: truncation toward zero, wrapping modulo 256),
