@@ -25,24 +25,15 @@ What differs from configs/paris.py:tiny (the fixtures' model sizes at 64x64), an
     this not to matter; the demo keeps the two most likely codes.
 """
 
-import importlib.util
-import os
-
-
-def _load(name):
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
-    spec = importlib.util.spec_from_file_location(f"_fdm_jax_configs_{name[:-3]}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from fdm_jax.cli.config_loading import load_sibling
 
 
 def get_config(arg=None):
     """Demo config. `arg`: None or '' only."""
     if arg not in (None, ""):
         raise ValueError(f"configs/demo.py: unknown config variant {arg!r}; valid variants: '' (the demo)")
-    config = _load("paris.py").get_config("tiny")
-    cm = _load("put_fdm_common.py")
+    config = load_sibling(__file__, "paris.py").get_config("tiny")
+    cm = load_sibling(__file__, "put_fdm_common.py")
 
     config.phase = "all"
     config.data.name = "demo"

@@ -28,23 +28,21 @@ Data (configs/paris/*.yaml and image_synthesis/data/):
     14,000 / 1,000 train/test split (FDM paper, Sec. 4.1).
 """
 
-import importlib.util
-import os
-
-
-def _common():
-    """Loads configs/put_fdm_common.py from next to this file (configs/ is not a package)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "put_fdm_common.py")
-    spec = importlib.util.spec_from_file_location("_fdm_jax_configs_put_fdm_common", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from fdm_jax.cli.config_loading import load_sibling
 
 
 def get_config(arg=None):
     """Paris config. `arg`: None or '' (the paper setting) or 'tiny'."""
-    cm = _common()
+    cm = load_sibling(__file__, "put_fdm_common.py")
     variant = cm.parse_variant(arg, "configs/paris.py")
+    config = paper_config()
+    cm.apply_variant(config, variant)
+    return cm.validate(config)
+
+
+def paper_config():
+    """The paper setting before any variant (configs/places.py states its differences to it)."""
+    cm = load_sibling(__file__, "put_fdm_common.py")
     ConfigDict = cm.ConfigDict
 
     config = ConfigDict()
@@ -54,7 +52,6 @@ def get_config(arg=None):
 
     # ------------------------------------------------------------------ model
     config.model = cm.model_config()
-    config.model_fixed = cm.model_fixed()
     config.sampling = cm.sampling_config()
 
     # ------------------------------------------------------------------ data
@@ -68,8 +65,6 @@ def get_config(arg=None):
     d.data_root = "./data"  # configs/paris/*.yaml: dataloader.data_root
     d.train_name = "images/paris/train"  # configs/paris/{encoder_decoder,transformer,fdm,fdm_tuning}.yaml: train_datasets[0].params.name
     d.val_name = "images/paris/val"  # configs/paris/{transformer,fdm,fdm_tuning}.yaml: validation_datasets[0].params.name
-    d.codec_val_name = "images/paris/train"  # configs/paris/encoder_decoder.yaml: validation_datasets[0].params.name (the training folder)
-    d.subset_categories = ()  # no category filter for Paris
     d.image_end_with = ConfigDict()
     d.image_end_with.codec = "bmp,jpg,jpeg,pgm,png,ppm,tif,tiff,webp,JPEG,JPG"  # configs/paris/encoder_decoder.yaml: image_end_with
     d.image_end_with.sampler = "bmp,jpg,jpeg,pgm,png,ppm,tif,tiff,webp,JPEG,JPG"  # configs/paris/transformer.yaml: image_end_with
@@ -94,7 +89,6 @@ def get_config(arg=None):
     d.eval.num_images = 1900  # hyudsl/FDM:data/image_list/paris/image_list.txt holds 0.png ... 1899.png
     d.eval.batch_size = 1  # configs/paris/inpainting/dataloader.yaml: dataloader.batch_size
     d.eval.num_workers = 0  # configs/paris/inpainting/dataloader.yaml: dataloader.num_workers
-    d.eval.return_data_keys = ("image", "mask", "path")  # configs/paris/inpainting/dataloader.yaml: return_data_keys
 
     # ------------------------------------------------------------------ masks
     m = config.masks = ConfigDict()
@@ -105,16 +99,12 @@ def get_config(arg=None):
     m.codec.provided_mask_only = False  # image_list_dataset: provided mask with probability provided_mask_prob, else stroke mask
     m.codec.provided_mask_name = "masks"  # configs/paris/encoder_decoder.yaml: provided_mask_name
     m.codec.provided_mask_prob = 0.7  # configs/paris/encoder_decoder.yaml: use_provided_mask
-    m.codec.provided_mask_ratio = ("0.2", "0.6")  # configs/paris/encoder_decoder.yaml: use_provided_mask_ratio
-    m.codec.provided_mask_file_range = cm.provided_mask_file_range(m.codec.provided_mask_ratio)  # (4000, 12000): data/image_list_dataset.py MASK_RATIO_INDEX
+    m.codec.provided_mask_file_range = cm.provided_mask_file_range(("0.2", "0.6"))  # use_provided_mask_ratio ("0.2", "0.6")  # (4000, 12000): data/image_list_dataset.py MASK_RATIO_INDEX
     m.codec.mask_prob = 1.0  # configs/paris/encoder_decoder.yaml: mask
     m.codec.zero_mask = 0.3  # configs/paris/encoder_decoder.yaml: zero_mask
     m.codec.mask_low_to_high = 0.0  # configs/paris/encoder_decoder.yaml: mask_low_to_high
-    m.codec.val_mask_low_to_high = 0.0  # configs/paris/encoder_decoder.yaml: validation_datasets[0].params.mask_low_to_high
     m.codec.mask_low_size = (32, 32)  # configs/paris/encoder_decoder.yaml: mask_low_size
-    m.codec.multi_image_mask = False  # configs/paris/encoder_decoder.yaml: multi_image_mask
     m.codec.erase_image_with_mask = 0.2  # configs/paris/encoder_decoder.yaml: erase_image_with_mask
-    m.codec.return_data_keys = ("image", "mask", "erase_mask")  # configs/paris/encoder_decoder.yaml: return_data_keys
     m.codec.stroken_mask_params = cm.stroke_mask_params()  # configs/paris/encoder_decoder.yaml: stroken_mask_params
     # Phase 1b, data/image_list_dataset.py (configs/paris/transformer.yaml: train_datasets[0].params).
     m.sampler = ConfigDict()
@@ -122,16 +112,12 @@ def get_config(arg=None):
     m.sampler.provided_mask_only = False
     m.sampler.provided_mask_name = "masks"  # configs/paris/transformer.yaml: provided_mask_name
     m.sampler.provided_mask_prob = 0.8  # configs/paris/transformer.yaml: use_provided_mask
-    m.sampler.provided_mask_ratio = ("0.2", "0.6")  # configs/paris/transformer.yaml: use_provided_mask_ratio
-    m.sampler.provided_mask_file_range = cm.provided_mask_file_range(m.sampler.provided_mask_ratio)  # (4000, 12000)
+    m.sampler.provided_mask_file_range = cm.provided_mask_file_range(("0.2", "0.6"))  # use_provided_mask_ratio ("0.2", "0.6")  # (4000, 12000)
     m.sampler.mask_prob = 1.0  # configs/paris/transformer.yaml: mask
     m.sampler.zero_mask = 0.0  # configs/paris/transformer.yaml: zero_mask
     m.sampler.mask_low_to_high = 0.05  # configs/paris/transformer.yaml: train mask_low_to_high
-    m.sampler.val_mask_low_to_high = 0.0  # configs/paris/transformer.yaml: validation_datasets[0].params.mask_low_to_high
     m.sampler.mask_low_size = (32, 32)  # configs/paris/transformer.yaml: mask_low_size
-    m.sampler.multi_image_mask = False  # configs/paris/transformer.yaml: multi_image_mask
     m.sampler.erase_image_with_mask = -1.0  # data/image_list_dataset.py: erase_image_with_mask=-1.0 default (not in the YAML: never)
-    m.sampler.return_data_keys = ("image", "mask")  # configs/paris/transformer.yaml: return_data_keys
     m.sampler.stroken_mask_params = cm.stroke_mask_params()  # configs/paris/transformer.yaml: stroken_mask_params
     # Phases 2 and 3, data/image_list_dataset_provided_mask.py. That class ALWAYS uses a provided
     # mask; it ignores provided_mask_prob (except as a > 0 switch), zero_mask, mask_low_to_high,
@@ -142,35 +128,26 @@ def get_config(arg=None):
         s.provided_mask_only = True  # data/image_list_dataset_provided_mask.py: get_mask uses self.masks whenever they exist
         s.provided_mask_name = "masks"  # configs/paris/{fdm,fdm_tuning}.yaml: provided_mask_name
         s.provided_mask_prob = 0.8  # configs/paris/{fdm,fdm_tuning}.yaml: use_provided_mask (ignored, only > 0 matters)
-        s.provided_mask_ratio = ("0.2", "0.6")  # configs/paris/{fdm,fdm_tuning}.yaml: use_provided_mask_ratio
-        s.provided_mask_file_range = cm.provided_mask_file_range(s.provided_mask_ratio)  # (4000, 12000): 20-60 % holes
+        s.provided_mask_file_range = cm.provided_mask_file_range(("0.2", "0.6"))  # use_provided_mask_ratio ("0.2", "0.6")  # (4000, 12000): 20-60 % holes
         s.mask_prob = 1.0  # configs/paris/{fdm,fdm_tuning}.yaml: mask (ignored by this class)
         s.zero_mask = 0.0  # configs/paris/{fdm,fdm_tuning}.yaml: zero_mask (ignored)
         s.mask_low_to_high = 0.05  # configs/paris/{fdm,fdm_tuning}.yaml: mask_low_to_high (ignored)
-        s.val_mask_low_to_high = 0.05  # configs/paris/{fdm,fdm_tuning}.yaml: validation mask_low_to_high (ignored)
         s.mask_low_size = (32, 32)  # configs/paris/{fdm,fdm_tuning}.yaml: mask_low_size (ignored)
-        s.multi_image_mask = False  # configs/paris/{fdm,fdm_tuning}.yaml: multi_image_mask
         s.erase_image_with_mask = -1.0  # data/image_list_dataset_provided_mask.py: erase_image_with_mask=-1.0 default (no erasing)
-        s.return_data_keys = ("image", "mask")  # configs/paris/{fdm,fdm_tuning}.yaml: return_data_keys
         s.stroken_mask_params = cm.stroke_mask_params()  # configs/paris/{fdm,fdm_tuning}.yaml: stroken_mask_params (ignored)
     # Inference (configs/paris/inpainting/dataloader.yaml).
     m.eval = ConfigDict()
     m.eval.dataset = "image_list_dataset_provided_mask"  # configs/paris/inpainting/dataloader.yaml: validation_datasets[0].target
     m.eval.provided_mask_name = "masks"  # configs/paris/inpainting/dataloader.yaml: provided_mask_name
-    m.eval.provided_mask_list_file = "./data/image_list/paris/mask_list05_06.txt"  # configs/paris/inpainting/dataloader.yaml: provided_mask_list_file
-    m.eval.available_mask_lists = ("01_02", "02_03", "03_04", "04_05", "05_06")  # hyudsl/FDM:data/image_list/paris/mask_list{X}.txt
     m.eval.image_mask_paired = True  # configs/paris/inpainting/dataloader.yaml: image_mask_paired
 
     # ------------------------------------------------------------------ training
     t = config.train = ConfigDict()
     t.codec = cm.train_phase(
-        name="generator",  # configs/paris/encoder_decoder.yaml: optimizers_and_schedulers[0].name
-        source="configs/paris/encoder_decoder.yaml",
         batch_size=10,  # configs/paris/encoder_decoder.yaml: dataloader.batch_size
         warmup_steps=150,  # configs/paris/encoder_decoder.yaml: generator scheduler.params.warmup
         num_epochs=100,  # configs/paris/encoder_decoder.yaml: solver.max_epochs
         trainable=("encoder", "quant_conv", "codebook_ema", "post_quant_conv", "decoder"),  # modeling/model/inpainting_model.py: parameters('generator') + EMA in train mode
-        codec_yaml_trainable=True,  # configs/paris/encoder_decoder.yaml: content_codec_config.params.trainable
         init_from="",  # trained from scratch
         loss=cm.edge_connect_loss(
             "image",
@@ -196,27 +173,21 @@ def get_config(arg=None):
     sampler_opt.min_lr = 1e-5  # configs/paris/transformer.yaml: scheduler.params.min_lr
     sampler_opt.warmup_lr = 3e-4  # configs/paris/transformer.yaml: scheduler.params.warmup_lr
     t.sampler = cm.train_phase(
-        name="transformer",  # configs/paris/transformer.yaml: optimizers_and_schedulers[0].name
-        source="configs/paris/transformer.yaml",
         optimizer=sampler_opt,
         batch_size=2,  # configs/paris/transformer.yaml: dataloader.batch_size
         warmup_steps=2000,  # configs/paris/transformer.yaml: scheduler.params.warmup
         num_epochs=300,  # configs/paris/transformer.yaml: solver.max_epochs
         random_quantize=0.3,  # configs/paris/transformer.yaml: generator_config.params.random_quantize
         trainable=("sampler",),  # modeling/model/inpainting_model.py: parameters('transformer')
-        codec_yaml_trainable=False,  # configs/paris/transformer.yaml: content_codec_config.params.trainable
         init_from="./output/experiments/paris/encoder_decoder/checkpoint/last.pth",  # configs/paris/transformer.yaml: codec_path
         loss=cm.token_ce_loss(),
         disc=cm.no_discriminator(),
     )
     t.fdm = cm.train_phase(
-        name="fdm",  # configs/paris/fdm.yaml: optimizers_and_schedulers[0].name
-        source="configs/paris/fdm.yaml",
         batch_size=10,  # configs/paris/fdm.yaml: dataloader.batch_size
         warmup_steps=300,  # configs/paris/fdm.yaml: fdm scheduler.params.warmup
         num_epochs=100,  # configs/paris/fdm.yaml: solver.max_epochs
         trainable=("fdm",),  # modeling/model/inpainting_model.py: parameters('fdm')
-        codec_yaml_trainable=False,  # configs/paris/fdm.yaml: content_codec_config.params.trainable
         init_from="./output/experiments/paris/encoder_decoder/checkpoint/last.pth",  # configs/paris/fdm.yaml: codec_path
         loss=cm.edge_connect_loss(
             "qe",
@@ -229,14 +200,10 @@ def get_config(arg=None):
         disc=cm.no_discriminator(),
     )
     t.fdm_tuning = cm.train_phase(
-        name="fdm_decoder_tuning",  # configs/paris/fdm_tuning.yaml: optimizers_and_schedulers[0].name
-        source="configs/paris/fdm_tuning.yaml",
         batch_size=10,  # configs/paris/fdm_tuning.yaml: dataloader.batch_size
         warmup_steps=150,  # configs/paris/fdm_tuning.yaml: fdm_decoder_tuning scheduler.params.warmup
         num_epochs=100,  # configs/paris/fdm_tuning.yaml: solver.max_epochs
         trainable=("post_quant_conv", "decoder", "fdm"),  # modeling/model/inpainting_model.py: parameters('fdm_decoder_tuning')
-        codec_yaml_trainable=False,  # configs/paris/fdm_tuning.yaml: content_codec_config.params.trainable
-        codec_part_list=("decoder",),  # configs/paris/fdm_tuning.yaml: content_codec_config.params.part_list
         init_from="./output/experiments/paris/fdm/checkpoint/last.pth",  # configs/paris/fdm_tuning.yaml: codec_path
         loss=cm.edge_connect_loss(
             "image+qe",
@@ -256,19 +223,6 @@ def get_config(arg=None):
 
     config.run = cm.run_settings()
     config.perceptual = cm.perceptual_settings()
-    # ------------------------------------------------------------------ inference
-    inf = config.inference = ConfigDict()
-    inf.codec_path = "./output/experiments/paris/fdm_tuning/checkpoint/last.pth"  # configs/paris/inpainting/model.yaml: codec_path
-    inf.generator_path = "./output/experiments/paris/transformer/checkpoint/last.pth"  # configs/paris/inpainting/model.yaml: generator_path
-    inf.generator_from_put = False  # Paris trains its own transformer (configs/paris/transformer.yaml)
-    inf.save_path = "./output/inference/paris"  # configs/paris/inpainting/task_config.yaml: save_path
-    inf.generate_with_token = False  # configs/paris/inpainting/task_config.yaml: generate_with_token
-    inf.with_token = ConfigDict()  # configs/paris/inpainting_with_token/: decode saved tokens with and without FDM
-    inf.with_token.codec_path = "./output/experiments/paris/last.pth"  # configs/paris/inpainting_with_token/model.yaml: codec_path
-    inf.with_token.generator_path = "./output/experiments/paris/generator.pth"  # configs/paris/inpainting_with_token/model.yaml: generator_path
-    inf.with_token.save_path = "./output/inference/paris/token_test"  # configs/paris/inpainting_with_token/task_config.yaml: save_path
-    inf.with_token.token_root = "./output/inference/paris/token"  # configs/paris/inpainting_with_token/task_config.yaml: token_root
-
     # ------------------------------------------------------------------ paper numbers
     config.reference = cm.reference()
     config.reference.table1_source = "FDM paper, Table 1, Paris Street View (small = 20-40 %, large = 40-60 % holes)"
@@ -278,6 +232,4 @@ def get_config(arg=None):
     config.reference.lpips_large = 0.234  # Table 1, Ours (PUT + FDM), Paris, LPIPS large
     config.reference.put_fid_small = 12.58  # Table 1, PUT, Paris, FID small
     config.reference.put_fid_large = 20.52  # Table 1, PUT, Paris, FID large
-
-    cm.apply_variant(config, variant)
-    return cm.validate(config)
+    return config

@@ -15,7 +15,7 @@ hyudsl/FDM@3d3c30fd tree, e.g. `configs/paris/fdm.yaml: fdm_config.params.e_dim`
 
 Helpers for the dataset files:
   * `parse_variant(arg)`: checks the `get_config` argument, raising ValueError on unknown variants.
-  * `model_config()`, `model_fixed()`, `sampling_config()`, `reference()`: shared sub-dicts.
+  * `model_config()`, `sampling_config()`, `reference()`: shared sub-dicts.
   * `stroke_mask_params()`, `edge_connect_loss(...)`, `adam_beta0()`, `no_discriminator()`,
     `train_phase(...)`: building blocks for `config.masks` and `config.train`.
   * `apply_variant(config, variant)`: shrinks a paper config to the tiny CPU-test variant.
@@ -99,40 +99,6 @@ def model_config():
     return m
 
 
-def model_fixed():
-    """Architecture settings the port implements without a knob.
-
-    They are not constructor arguments; they are listed so that every value of the original model
-    configs appears here, and model code may assert against them.
-    """
-    f = ConfigDict()
-    f.codec = ConfigDict()
-    f.codec.embed_ema = True  # configs/{paris,naturalscene}/*.yaml: quantizer_config.params.embed_ema
-    f.codec.get_embed_type = "retrive"  # configs/{paris,naturalscene}/*.yaml: quantizer_config.params.get_embed_type (z_q = E[idx], a gather)
-    f.codec.distance_type = "euclidean"  # configs/{paris,naturalscene}/*.yaml: quantizer_config.params.distance_type
-    f.codec.beta = 0.25  # modeling/codecs/image_codec/vector_quantizer.py: VectorQuantizer(beta=0.25) default; unused with EMA
-    f.codec.gumbel_sample = False  # modeling/codecs/image_codec/vector_quantizer.py: VectorQuantizer(gumbel_sample=False) default
-    f.codec.codebook_init_std = 1.0  # modeling/codecs/image_codec/vector_quantizer.py: embed = torch.randn(n_e, e_dim)
-    f.codec.res_hidden_ratio = 0.5  # encoder.py / decoder.py: LinearResBlock(256, 256//2), ConvResBlock(256, 256//2)
-    f.codec.resize_mask_type = "pixel_shuffle"  # modeling/codecs/image_codec/patch_vqgan.py: PatchVQGAN(resize_mask_type='pixel_shuffle') default
-    f.sampler = ConfigDict()
-    f.sampler.block_activate = "GELU2"  # configs/{paris,naturalscene}/transformer.yaml: generator_config.params.block_activate
-    f.sampler.gelu2_coef = 1.702  # modeling/vector_predictor/transformer_block.py: GELU2 = x * sigmoid(1.702 * x)
-    f.sampler.embd_pdrop = 0.0  # configs/{paris,naturalscene}/transformer.yaml: generator_config.params.embd_pdrop
-    f.sampler.attn_pdrop = 0.0  # configs/{paris,naturalscene}/transformer.yaml: generator_config.params.attn_pdrop
-    f.sampler.resid_pdrop = 0.0  # configs/{paris,naturalscene}/transformer.yaml: generator_config.params.resid_pdrop
-    f.sampler.attn_content_with_mask = False  # configs/{paris,naturalscene}/transformer.yaml: generator_config.params.attn_content_with_mask
-    f.sampler.causal = False  # modeling/vector_predictor/transformer.py: Block(..., causal=False)
-    f.sampler.mlp_type = "linear"  # modeling/vector_predictor/transformer.py: mlp_type='linear' default
-    f.sampler.content_ignore_token = -100  # modeling/vector_predictor/transformer.py: content_ignore_token=-100 default (never fires)
-    f.sampler.init_std = 0.02  # modeling/vector_predictor/transformer.py: _init_weights, Linear weight N(0, 0.02), bias 0
-    f.sampler.pos_emb_init = "zeros"  # modeling/vector_predictor/transformer.py: nn.Parameter(torch.zeros(1, content_seq_len, n_embd))
-    f.fdm = ConfigDict()
-    f.fdm.res_hidden_ratio = 0.5  # modeling/modules/FDM/fdm.py: ConvResBlock(e_dim, e_dim//2)
-    f.fdm.mask_channel_last = True  # modeling/modules/FDM/fdm.py: torch.cat([qv, masked_patch_idx], dim=1)
-    return f
-
-
 # ---------------------------------------------------------------------------------------------
 # Inference sampling (configs/{paris,naturalscene}/inpainting/task_config.yaml).
 # ---------------------------------------------------------------------------------------------
@@ -153,7 +119,6 @@ def value_scaling(data):
     data.scale = 127.5  # modeling/codecs/image_codec/patch_vqgan.py: im_process_info={'scale': 127.5, ...}
     data.mean = 1.0  # modeling/codecs/image_codec/patch_vqgan.py: im_process_info 'mean': 1.0
     data.std = 1.0  # modeling/codecs/image_codec/patch_vqgan.py: im_process_info 'std': 1.0
-    data.hole_value = -1.0  # modeling/codecs/image_codec/patch_vqgan.py: multi_pixels_with_mask, (0 - mean) / std at missing pixels
     return data
 
 
@@ -228,7 +193,6 @@ def token_ce_loss():
     """Sampler loss: cross-entropy on patches with any missing pixel (modeling/vector_predictor/transformer.py:forward)."""
     loss = ConfigDict()
     loss.kind = "token_ce"  # modeling/vector_predictor/transformer.py: F.cross_entropy(..., reduction='none') * loss_mask
-    loss.normalizer_eps = 1e-18  # modeling/vector_predictor/transformer.py: sum(loss) / (sum(loss_mask) + 1e-18)
     return loss
 
 
@@ -269,13 +233,10 @@ def discriminator(*, start_iteration, warmup_steps):
     return d
 
 
-def train_phase(*, name, source, batch_size, warmup_steps, num_epochs, trainable, init_from, loss,
-                disc, optimizer=None, random_quantize=0.0, codec_yaml_trainable=False,
-                codec_part_list=()):
+def train_phase(*, batch_size, warmup_steps, num_epochs, trainable, init_from, loss, disc, optimizer=None,
+                random_quantize=0.0):
     """One `config.train.<phase>` dict; every phase has the same keys."""
     t = ConfigDict()
-    t.name = name  # solver.optimizers_and_schedulers[0].name (InpaintingModel.parameters(name=...) group)
-    t.source = source
     if optimizer is None:
         adam_beta0(t)
         t.decay_param_names = ()  # no weight decay at all (Adam, weight_decay 0)
@@ -283,22 +244,11 @@ def train_phase(*, name, source, batch_size, warmup_steps, num_epochs, trainable
     else:
         for k, v in optimizer.items():
             t[k] = v
-    t.base_lr = 0.0  # configs/{paris,naturalscene}/*.yaml: solver.base_lr (optimiser starts at lr 0)
-    t.adjust_lr = "none"  # configs/{paris,naturalscene}/*.yaml: solver.adjust_lr (lr not scaled by batch or world size)
-    t.lr_schedule = "cosine_with_warmup"  # configs/{paris,naturalscene}/*.yaml: scheduler.target engine.lr_scheduler.CosineAnnealingLRWithWarmup; T_max = epochs * iterations/epoch (engine/solver.py)
-    t.scheduler_step_every = 1  # configs/{paris,naturalscene}/*.yaml: scheduler.step_iteration
     t.warmup_steps = warmup_steps  # scheduler.params.warmup (cited in the dataset file)
     t.batch_size = batch_size  # dataloader.batch_size, per device (cited in the dataset file)
     t.num_epochs = num_epochs  # solver.max_epochs (cited in the dataset file)
-    t.save_epochs = 1  # configs/{paris,naturalscene}/*.yaml: solver.save_epochs
-    t.validation_epochs = 1  # configs/{paris,naturalscene}/*.yaml: solver.validation_epochs
-    t.sample_unit = "epoch"  # configs/{paris,naturalscene}/*.yaml: solver.sample_unit (visual samples during training)
-    t.sample_iterations = 1  # configs/{paris,naturalscene}/*.yaml: solver.sample_iterations
-    t.grad_clip_norm = 0.0  # engine/solver.py: clip_grad_norm only if solver.clip_grad_norm is set; no YAML sets it (0 = none)
     t.random_quantize = random_quantize
     t.trainable = tuple(trainable)
-    t.codec_yaml_trainable = codec_yaml_trainable
-    t.codec_part_list = tuple(codec_part_list)
     t.init_from = init_from
     t.loss = loss
     t.disc = disc
@@ -344,15 +294,6 @@ def reference():
                 "on Paris StreetView, mask ratio 20-30%")
     r.put_params = "119M"  # Table 2, Param., PUT
     r.fdm_params = "3M"  # Table 2, Param., FDM
-    r.total_params = "122M"  # Table 2, Param., Ours (PUT + FDM)
-    r.put_params_exact = 118_654_211  # the original's codec 7,401,219 + transformer 111,252,992 (codebook buffers excluded)
-    r.fdm_params_exact = 3_806_976  # the original's FDM: "3M" in the paper truncates 3.81M
-    r.put_train_time = "05d 09h"  # Table 2, Training Time, PUT
-    r.fdm_train_time = "00d 17h"  # Table 2, Training Time, FDM
-    r.put_inference_s = 25.236  # Table 2, Inference Time, PUT
-    r.fdm_inference_s = 0.004  # Table 2, Inference Time, FDM
-    r.put_tflops = 59.331  # Table 2, FLOPs, PUT
-    r.fdm_tflops = 0.004  # Table 2, FLOPs, FDM
     return r
 
 

@@ -57,10 +57,10 @@ def get_config(arg=None):
     d = config.data = ml_collections.ConfigDict()
     d.image_size = 512  # test/dataset_loader_lama.py: random 512 crop; test/dataset_loader1.py: masks Resize(512)
     d.canny_sigma = 2.0  # test/dataset_loader_lama.py: image_to_edge(image, sigma=2)
-    d.test_image_range = "[0, 1]"  # test/dataset_loader_lama.py: ToTensor only
-    d.test_wraparound = False  # ToPILImage of a [0, 1] tensor: the raw bytes (structure_inputs.npz lama_*)
-    d.train_crop = 256  # train/dataset_loader_lama.py: random 256 crop + horizontal flip p 0.5
-    d.train_image_range = "[-1, 1]"  # train/dataset_loader_lama.py: Normalize((0.5,)*3, (0.5,)*3)
+    # original: test_image_range = "[0, 1]" (test/dataset_loader_lama.py: ToTensor only)
+    # original: test_wraparound = False (ToPILImage of a [0, 1] tensor: the raw bytes (structure_inputs.npz lama_*))
+    # original: train_crop = 256 (train/dataset_loader_lama.py: random 256 crop + horizontal flip p 0.5)
+    # original: train_image_range = "[-1, 1]" (train/dataset_loader_lama.py: Normalize((0.5,)*3, (0.5,)*3))
     d.train_wraparound = True  # image_to_edge on the normalised tensor: the MEDFE-style garble (canny.py)
     d.mask_polarity = "files 255 = hole; M = 1 - ToTensor(convert('1')) = 1 on known pixels; G gets 1 - M"
 
@@ -68,7 +68,7 @@ def get_config(arg=None):
     lo = config.loss = ml_collections.ConfigDict()
     lo.image_l1 = 10.0  # train.py: 10 * l1loss(output * mask, image * mask) (known pixels only)
     lo.structure_l1 = 10.0  # train.py: 10 * l1loss(image_high * mask, high * mask)
-    lo.resnet_pl = 900.0  # train.py: loss_resnet_pl(com_output, image) * 30 with ResNetPL(weight=30) inside
+    # original: resnet_pl = 900.0 (train.py: loss_resnet_pl(com_output, image) * 30 with ResNetPL(weight=30) inside)
     lo.resnet_pl_available = False  # ADE20k ResNet50-dilated weights: not obtainable offline (perceptual=None)
     lo.feature_matching = 100.0  # train.py: feature_matching_loss(gen_feats, real_feats) * 100
     lo.adversarial = 10.0  # losses.py generator_loss: softplus(-D(output)).mean() * 10
@@ -86,9 +86,8 @@ def get_config(arg=None):
     o.b1, o.b2 = 0.0, 0.99
 
     # ---------------------------------------------------------------- checkpoint
-    c = config.checkpoint = ml_collections.ConfigDict()
-    c.state_dict_prefix = "module."  # train.py: torch.save(DataParallel(netG).state_dict(), 'G_<epoch>.pth')
-    c.training_only_prefixes = ("up_high.",)  # model.py: up_high, the structure decoder of the training loss
+    # original: state_dict_prefix = "module." (train.py: torch.save(DataParallel(netG).state_dict(), 'G_<epoch>.pth'))
+    # original: training_only_prefixes = ("up_high.",) (model.py: up_high, the structure decoder of the training loss)
 
     # ---------------------------------------------------------------- training through fdm_jax's loop (train.py)
     # fdm_jax.train.loop.train_phase with fdm_jax.tsgl.phase (make_phase dispatches on model_name):
@@ -126,7 +125,6 @@ def get_config(arg=None):
         g.max_features = 12  # tsgl_lama_generator_small.npz meta.kwargs.max_features
         g.n_blocks = 2  # tsgl_lama_generator_small.npz meta.kwargs.n_blocks
         d.image_size = 128  # tsgl_lama_generator_small.npz inputs: 128x128 crop
-        d.train_crop = 128
         dd.ndf = 8  # this port: a small discriminator for the CPU loss tests
         cm.tiny_training(config)
     return config

@@ -62,18 +62,18 @@ def get_config(arg=None):
     d.image_size = 256  # dataset_loader.py: random 256 crop, Resize((256, 256), NEAREST); the model is fixed at 256
     d.image_range = "[-1, 1]"  # dataset_loader.py: ToTensor + Normalize((0.5,)*3, (0.5,)*3) (image and RTV)
     d.canny_sigma = 2.0  # dataset_loader.py: image_to_edge(image, sigma=2.)
-    d.wraparound = True  # image_to_edge on the [-1, 1] tensor: ToPILImage wraps (canny.py:image_to_edge)
+    # original: wraparound = True (image_to_edge on the [-1, 1] tensor: ToPILImage wraps (canny.py:image_to_edge))
     d.texture = "RTV: StructureFlow tsmooth(img, 0.015, 3, 0.001, 3) of the full image (README; not in the repo)"
     d.mask_polarity = "files 255 = hole; M = 1 - ToTensor(Resize(256, NEAREST)(convert('1'))) = 1 on known pixels"
-    d.train_flip = True  # train/dataset_loader.py: shared random horizontal flip
+    # original: train_flip = True (train/dataset_loader.py: shared random horizontal flip)
 
     # ---------------------------------------------------------------- losses (train/train.py)
     lo = config.loss = ml_collections.ConfigDict()
     lo.gan = "hinge"  # train.py: gan_type = 'hinge' (the paper's Eq. 16 says NS-GAN)
     lo.hole_l1 = 5.0  # train.py: 5 * l1loss(output * (1 - mask), image * (1 - mask))
     lo.valid_l1 = 1.0  # train.py: + l1loss(output * mask, image * mask)
-    lo.structure_hole_l1 = 5.0  # train.py: 5 * l1loss(image_high * (1 - mask), high * (1 - mask))
-    lo.structure_valid_l1 = 1.0  # train.py: + l1loss(image_high * mask, high * mask)
+    # original: structure_hole_l1 = 5.0 (train.py: 5 * l1loss(image_high * (1 - mask), high * (1 - mask)))
+    # original: structure_valid_l1 = 1.0 (train.py: + l1loss(image_high * mask, high * mask))
     lo.adversarial = 0.1  # train.py: gen_fake_loss * 0.1
 
     # ---------------------------------------------------------------- discriminator (model.py:Discriminator)
@@ -89,9 +89,8 @@ def get_config(arg=None):
     o.step_lr_gamma = 0.1
 
     # ---------------------------------------------------------------- checkpoint
-    c = config.checkpoint = ml_collections.ConfigDict()
-    c.state_dict_prefix = "module."  # train.py: torch.save(DataParallel(netG).state_dict(), 'G_<epoch % 15>.pth')
-    c.training_only_prefixes = ("en_high_6.", "en_high_7.", "de_high_")  # model.py: the structure decoder D_S
+    # original: state_dict_prefix = "module." (train.py: torch.save(DataParallel(netG).state_dict(), 'G_<epoch % 15>.pth'))
+    # original: training_only_prefixes = ("en_high_6.", "en_high_7.", "de_high_") (model.py: the structure decoder D_S)
 
     # ---------------------------------------------------------------- training through fdm_jax's loop (train.py)
     # fdm_jax.train.loop.train_phase with fdm_jax.tsgl.phase (make_phase dispatches on model_name):
@@ -127,12 +126,12 @@ def get_config(arg=None):
     # ---------------------------------------------------------------- paper numbers (Tables II and V)
     ref = config.reference = ml_collections.ConfigDict()
     ref.source = "Liu et al. (TSGL) Table II (256x256, NVIDIA masks 10-20/20-30/30-40/40-50 %) and Table V"
-    ref.celeba_psnr = (33.45, 30.92, 29.76, 26.13)  # Table II, CelebA, Ours (TSGL)
-    ref.celeba_ssim = (0.993, 0.984, 0.979, 0.963)
-    ref.celeba_fid = (1.17, 1.98, 3.24, 4.35)
-    ref.places2_psnr = (30.10, 27.30, 25.49, 22.74)  # Table II, Places2, Ours (TSGL)
-    ref.places2_ssim = (0.982, 0.955, 0.923, 0.887)
-    ref.places2_fid = (8.40, 16.98, 22.88, 34.80)
+    # celeba_psnr = (33.45, 30.92, 29.76, 26.13)  # Table II, CelebA, Ours (TSGL)
+    # celeba_ssim = (0.993, 0.984, 0.979, 0.963)
+    # celeba_fid = (1.17, 1.98, 3.24, 4.35)
+    # places2_psnr = (30.10, 27.30, 25.49, 22.74)  # Table II, Places2, Ours (TSGL)
+    # places2_ssim = (0.982, 0.955, 0.923, 0.887)
+    # places2_fid = (8.40, 16.98, 22.88, 34.80)
     ref.params_M = 37.8  # Table V, Ours: 37.8M params
     ref.gflops = 95.1  # Table V, Ours: 95.1G FLOPs
     ref.note = ("not reproducible from the released code: its test-time generator has 138,331,611 "

@@ -67,7 +67,8 @@ def main(argv=None) -> int:
     if str(config.get("model_name", "")).startswith("tsgl"):
         return _summary_tsgl(config)
     counts = count_parameters(config.model, config.image_size)
-    paper = {"PUT = codec + sampler": "119M", "FDM": "3M"}  # FDM paper (WACV 2025) Table 2
+    ref = config.reference  # FDM paper (WACV 2025) Table 2
+    paper = {"PUT = codec + sampler": ref.put_params, "FDM": ref.fdm_params}
     print(f"{'module':42s} {'parameters':>14s} {'millions':>9s}  paper (Table 2)")
     for name, n in counts.items():
         print(f"{name:42s} {n:14,d} {n / 1e6:9.2f}  {paper.get(name, '')}")
