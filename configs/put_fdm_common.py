@@ -107,7 +107,10 @@ def sampling_config():
     s.top_k = 50  # configs/{paris,naturalscene}/inpainting/task_config.yaml: generate_config.filter_ratio (logits_top_k(..., filter_type='count') in modeling/vector_predictor/transformer.py)
     s.num_token_per_iter = 1  # configs/{paris,naturalscene}/inpainting/task_config.yaml: generate_config.num_token_per_iter
     s.temperature = 1.0  # modeling/vector_predictor/transformer.py: get_sample_token, F.softmax(filtered_logits * 1)
-    s.num_samples = 1  # configs/{paris,naturalscene}/inpainting/task_config.yaml: sample_num
+    # This port, beyond the original: 'parallel' fills in num_passes passes with MaskGIT's cosine
+    # schedule (Chang et al., CVPR 2022; fdm_jax/put_fdm/sampling.py); 'sequential' is the original's.
+    s.schedule = "sequential"
+    s.num_passes = 16
     return s
 
 

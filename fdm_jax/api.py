@@ -136,10 +136,12 @@ class PutFdm:
 
     def inpaint(self, image, mask, *, key, num_samples: int = 1, top_k: int | None = None,
                 num_token_per_iter: int | None = None, temperature: float | None = None, use_fdm: bool = True,
-                paste_known: bool = True, mask_polarity: str = "hole", progress: bool = False) -> np.ndarray:
+                paste_known: bool = True, mask_polarity: str = "hole", progress: bool = False,
+                schedule: str | None = None, num_passes: int | None = None) -> np.ndarray:
         """`num_samples` pluralistic inpaintings (module doc for inputs/outputs). top_k,
-        num_token_per_iter (tokens filled per transformer pass; -1 = all in one pass) and temperature
-        default to the config's `sampling` values (paper: top-50, 1 token per pass, temperature 1).
+        num_token_per_iter (tokens filled per transformer pass; -1 = all in one pass), temperature,
+        schedule ('sequential', the original's; 'parallel': MaskGIT's cosine schedule in num_passes
+        passes) default to the config's `sampling` values (paper: top-50, 1 token per pass, T 1).
         progress: a line before a first-call compilation and a bar over the filled patches (stderr)."""
         from fdm_jax.put_fdm.sampling import composite, jit_inpaint_samples
 
@@ -161,6 +163,12 @@ class PutFdm:
         k = int(sampling.get("num_token_per_iter", 1) if num_token_per_iter is None else num_token_per_iter)
         if k == 0 or k < -1:
             raise InputError(f"num_token_per_iter: {k}; expected a positive count or -1 (every patch in one pass)")
+        schedule = str(sampling.get("schedule", "sequential") if schedule is None else schedule)
+        if schedule not in ("sequential", "parallel"):
+            raise InputError(f"schedule: {schedule!r}; expected 'sequential' (the original's) or 'parallel'")
+        num_passes = int(sampling.get("num_passes", 16) if num_passes is None else num_passes)
+        if num_passes < 1:
+            raise InputError(f"num_passes: {num_passes}; expected a positive count")
         temperature = float(sampling.get("temperature", 1.0) if temperature is None else temperature)
         if not (np.isfinite(temperature) and temperature > 0):
             raise InputError(f"temperature: {temperature}; expected a positive number")
@@ -180,13 +188,15 @@ class PutFdm:
                 notice(f"the PUT+FDM sampler for {img.shape[0]}x{s}x{s}, {num_samples} sample(s), top-{top_k}")
             unknown = np.asarray(models["codec"].apply(v["codec"], msk, method=models["codec"].token_type) != 1)
             total = int(unknown.reshape(unknown.shape[0], -1).sum(axis=1).max())  # the longest image's fills
+            if schedule == "parallel":
+                total, k = num_passes, 1  # a bar over the passes
             _SamplingProgress.current = _SamplingProgress(total, int(num_samples), k)
             on_step = _on_step
         try:
             out = jit_inpaint_samples(models["codec"], v["codec"], models["sampler"], v["sampler"], models["fdm"],
                                       v["fdm"], img, msk, key, int(num_samples), top_k=top_k, num_token_per_iter=k,
-                                      temperature=temperature, use_fdm=bool(use_fdm),
-                                      on_step=on_step)["inpainted_image"]
+                                      temperature=temperature, use_fdm=bool(use_fdm), on_step=on_step,
+                                      schedule=schedule, num_passes=np.int32(num_passes))["inpainted_image"]
             out = jax.block_until_ready(out)
         finally:
             if _SamplingProgress.current is not None:

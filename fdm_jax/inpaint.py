@@ -130,6 +130,7 @@ def run(args) -> Path:
     # The run's sampling settings unless given on the command line (the demo's sampler needs top_k 2).
     samples = model.inpaint(image.astype(np.uint8), mask, key=jax.random.key(args.seed), num_samples=args.num_samples,
                             top_k=args.top_k, num_token_per_iter=args.num_token_per_iter, use_fdm=not args.no_fdm,
+                            schedule=args.schedule, num_passes=args.num_passes,
                             paste_known=args.paste_known, mask_polarity="known", progress=True)
     out_dir = Path(args.out)
     masked = image * mask[..., None]
@@ -191,6 +192,10 @@ def _define(fv) -> None:
                          "paper: 50; 1 = greedy)", **d)
     flags.DEFINE_integer("num-token-per-iter", None, "patches filled per transformer pass (default: the config's "
                          "sampling.num_token_per_iter; paper: 1; -1 = all in one pass with top-50)", **d)
+    flags.DEFINE_enum("schedule", None, ["sequential", "parallel"], "fill order (default: the config's "
+                      "sampling.schedule): the original's sequential one, or MaskGIT's parallel cosine schedule", **d)
+    flags.DEFINE_integer("num-passes", None, "transformer passes of the parallel schedule (default: the config's "
+                         "sampling.num_passes)", lower_bound=1, **d)
     flags.DEFINE_boolean("no-fdm", False, "decode without the FDM (PUT features only)", **d)
     flags.DEFINE_boolean("paste-known", False, "paste the known input pixels into the samples", **d)
     flags.DEFINE_boolean("refine", False, "multiscale feature refinement (--model lama, tsgl_lama)", **d)

@@ -67,6 +67,8 @@ class PutFdmInpainter:
         self.use_fdm = bool(use_fdm)
         self.top_k = int(config.sampling.top_k if top_k is None else top_k)
         self.num_token_per_iter = int(config.sampling.get("num_token_per_iter", 1))
+        self.schedule = str(config.sampling.get("schedule", "sequential"))
+        self.num_passes = int(config.sampling.get("num_passes", 16))
         num_tokens = int(models["sampler"].num_tokens) if hasattr(models["sampler"], "num_tokens") else None
         if self.top_k < 1 or (num_tokens is not None and self.top_k > num_tokens):
             raise EvaluationError(f"--top-k {self.top_k}: expected 1 <= top_k <= {num_tokens} (the sampler's classes)")
@@ -105,7 +107,8 @@ class PutFdmInpainter:
         out = jit_inpaint_samples(m["codec"], v["codec"], m["sampler"], v["sampler"], m["fdm"], v["fdm"],
                                   jnp.asarray(images, jnp.float32), jnp.asarray(masks, jnp.float32), keys,
                                   num_samples, top_k=self.top_k, num_token_per_iter=self.num_token_per_iter,
-                                  use_fdm=self.use_fdm)["inpainted_image"]
+                                  use_fdm=self.use_fdm, schedule=self.schedule,
+                                  num_passes=np.int32(self.num_passes))["inpainted_image"]
         return np.asarray(out)
 
     def fingerprint(self) -> dict:
@@ -116,6 +119,8 @@ class PutFdmInpainter:
               "eval_preprocess": _plain(self.config.data.eval_preprocess), "weights_sha256": self._digest}
         if self.num_token_per_iter != 1:  # absent for the paper's 1, so earlier results still resume
             fp["num_token_per_iter"] = self.num_token_per_iter
+        if self.schedule != "sequential":
+            fp["schedule"], fp["num_passes"] = self.schedule, self.num_passes
         return fp
 
     def reference_rows(self, buckets: Sequence[Bucket]) -> list[dict]:

@@ -23,6 +23,13 @@ too, so the last pass fills only the remainder. With k = -1 or k >= L every posi
 one pass with a hard-coded top-50, and the whole sequence is re-embedded from its tokens (so known
 patches then hold their quantized codes).
 
+Beyond the original, `schedule="parallel"` (MaskGIT, Chang et al. CVPR 2022, Sec. 3.2 and its
+cosine mask schedule, Eq. 2-3): every pass samples a token at EVERY unfilled position and keeps the
+most confident ones (confidence = probability of the drawn token under the unfiltered softmax); after
+pass t of T (`num_passes`) an image with n holes has n - floor(n cos(pi/2 (t+1)/T)) of them filled,
+so every image of a batch finishes in exactly T passes, whatever its hole count. Position l of
+pass t draws with fold_in(image_key, t * L + l).
+
 Here the loop is one `jax.lax.while_loop` over the whole batch (state: `SamplingState`). An image
 whose positions are all known simply stops changing (every update is gated by `jnp.where`), which is
 what the original's dropping finished images out of the batch amounts to: the transformer has no
@@ -51,8 +58,11 @@ from fdm_jax.put_fdm.codec import PatchVQVAE
 from fdm_jax.put_fdm.feature_dequantizer import apply_fdm
 from fdm_jax.put_fdm.patch_masks import UNMASKED, masked_patch_index
 
+SCHEDULES = ("sequential", "parallel")
+
 __all__ = [
-    "SamplingState", "composite", "confidence", "fill_step", "image_keys", "init_state", "inpaint",
+    "SCHEDULES", "SamplingState", "composite", "confidence", "fill_step", "image_keys", "init_state", "inpaint",
+    "parallel_targets",
     "inpaint_samples", "iteration_table", "jit_inpaint_samples",
     "select_position", "select_positions", "sample_tokens", "top_k_filter",
 ]
@@ -156,12 +166,64 @@ def init_state(codec: PatchVQVAE, codec_vars, image, mask, key) -> tuple[Samplin
     return state, g
 
 
+def parallel_targets(num_holes, step, num_passes):
+    """The parallel schedule's patches filled after pass `step` (0-based) of `num_passes`:
+    n - floor(n cos(pi/2 (step+1)/T)) (MaskGIT's cosine schedule), all n after the last pass."""
+    n = jnp.asarray(num_holes, jnp.int32)
+    t = jnp.maximum(jnp.asarray(num_passes, jnp.int32), 1)
+    ratio = jnp.cos(jnp.pi / 2 * (step + 1).astype(jnp.float32) / t.astype(jnp.float32))
+    left = jnp.floor(n.astype(jnp.float32) * ratio).astype(jnp.int32)
+    return jnp.where(step + 1 >= t, n, n - jnp.clip(left, 0, n))
+
+
+def _parallel_step(codec, codec_vars, sampler, sampler_vars, s: SamplingState, *, top_k, num_passes, temperature):
+    """One pass of the parallel schedule (module doc): draw everywhere, keep the most confident."""
+    b, n, _ = s.sequence.shape
+    rows = jnp.arange(b)[:, None]
+    rank = jnp.arange(n, dtype=jnp.int32)
+    logits = sampler.apply(sampler_vars, s.sequence)                         # (B, L, K)
+    z = top_k_filter(logits, top_k) / temperature
+    draw = jax.vmap(lambda kb: jax.vmap(lambda i: jax.random.fold_in(kb, i))(s.step * n + rank))(s.keys)
+    t = jax.vmap(jax.vmap(jax.random.categorical))(draw, z).astype(jnp.int32)  # (B, L)
+    # Confidence: the drawn token's probability under the unfiltered softmax (as MaskGIT), so greedy
+    # top_k = 1 still ranks positions by how sure the sampler is.
+    logp = jnp.take_along_axis(jax.nn.log_softmax(logits / temperature, axis=-1), t[..., None], -1)[..., 0]
+    conf = jnp.where(s.known, -jnp.inf, logp)
+    holes = s.num_done + jnp.sum(~s.known, axis=-1, dtype=jnp.int32)         # the image's initial hole count
+    remaining = holes - s.num_done
+    count = jnp.minimum(jnp.maximum(parallel_targets(holes, s.step, num_passes) - s.num_done,
+                                    (remaining > 0).astype(jnp.int32)), remaining)  # >= 1 while holes remain
+    order = jax.lax.top_k(conf, n)[1].astype(jnp.int32)                       # rank -> position, most confident first
+    picked_by_rank = rank[None, :] < count[:, None]
+    inv = jnp.zeros_like(order).at[rows, order].set(rank)                     # position -> rank
+    hit = jnp.take_along_axis(picked_by_rank, inv, 1)                         # (B, L) positions filled now
+    slot = jnp.where(picked_by_rank, s.num_done[:, None] + rank[None, :], n)
+    put = lambda a, v: a.at[rows, slot].set(v, mode="drop")                   # noqa: E731
+    e = _embed(codec, codec_vars, t)
+    return s.replace(
+        sequence=jnp.where(hit[..., None], e, s.sequence),
+        known=s.known | hit,
+        tokens=jnp.where(hit, t, s.tokens),
+        fill_positions=put(s.fill_positions, order),
+        fill_tokens=put(s.fill_tokens, jnp.take_along_axis(t, order, 1)),
+        fill_iteration=put(s.fill_iteration, jnp.broadcast_to(s.step, (b, n))),
+        num_done=s.num_done + count,
+        step=s.step + 1,
+    )
+
+
 def fill_step(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, s: SamplingState, *, top_k: int = 50,
-              num_token_per_iter=1, temperature=1.0) -> SamplingState:
+              num_token_per_iter=1, temperature=1.0, schedule: str = "sequential", num_passes=16) -> SamplingState:
     """One pass of the sampler (get_sample_token + the feature update of content_generate): one
     transformer forward over the sequence, then the num_token_per_iter most confident unfilled
     positions each draw a token from the top-K filtered softmax and take its codebook feature.
+    schedule="parallel": MaskGIT's pass instead (module doc; num_passes T, traced).
     A pure function of the state: jit it, or `vmap` it over states; `sample_tokens` loops it."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule: {schedule!r}; expected one of {SCHEDULES}")
+    if schedule == "parallel":
+        return _parallel_step(codec, codec_vars, sampler, sampler_vars, s, top_k=top_k, num_passes=num_passes,
+                              temperature=temperature)
     b, n, _ = s.sequence.shape
     k, one_pass = _pass_size(num_token_per_iter, n)
     rows = jnp.arange(b)[:, None]
@@ -217,12 +279,14 @@ def fill_step(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, s: SamplingS
 
 
 def sample_tokens(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, image, mask, key, *,
-                  top_k: int = 50, num_token_per_iter=1, temperature: float = 1.0, on_step=None) -> dict:
+                  top_k: int = 50, num_token_per_iter=1, temperature: float = 1.0, on_step=None,
+                  schedule: str = "sequential", num_passes=16) -> dict:
     """InpaintingModel.content_generate as one `lax.while_loop` of `fill_step` from `init_state`.
 
     image (B, H, W, 3) in [0, 255]; mask (B, H, W, 1), 1 = known; key: one key or B keys (module doc).
     top_k = 1 is greedy (deterministic); top_k is static (a shape). num_token_per_iter (k, module doc)
-    may be a traced int32 scalar: changing it does not recompile. Returns, per image:
+    may be a traced int32 scalar: changing it does not recompile. schedule "parallel" (static) fills in
+    exactly num_passes (traced) passes instead (module doc). Returns, per image:
       input_feature (B, h, w, C)  F, unquantized features of the masked image
       input_token (B, h, w)       the quantizer's dual-codebook indices of F
       token_type (B, h, w)        1 known, 0 fully masked, 2 partly masked
@@ -242,10 +306,12 @@ def sample_tokens(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, image, m
     b, h, w, c = f.shape
     known0 = state.known
     _, one_pass = _pass_size(num_token_per_iter, h * w)
+    one_pass = one_pass & (schedule == "sequential")
 
     def body(s: SamplingState) -> SamplingState:
         s = fill_step(codec, codec_vars, sampler, sampler_vars, s, top_k=top_k,
-                      num_token_per_iter=num_token_per_iter, temperature=temperature)
+                      num_token_per_iter=num_token_per_iter, temperature=temperature, schedule=schedule,
+                      num_passes=num_passes)
         if on_step is not None:
             jax.debug.callback(on_step, s.step)
         return s
@@ -294,7 +360,7 @@ def iteration_table(fill_positions, fill_tokens, fill_iteration, num_token_per_i
 
 def inpaint(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, fdm, fdm_vars, image, mask, key, *,
             top_k: int = 50, num_token_per_iter=1, temperature: float = 1.0, use_fdm: bool = True,
-            on_step=None) -> dict:
+            on_step=None, schedule: str = "sequential", num_passes=16) -> dict:
     """InpaintingModel.sample: sample tokens, then FDM, then decode.
 
     QV = F*(1-m) + G*m; V = QV + m*FDM([QV; m]) (m = masked_patch_idx); Y = decoder(post_quant_conv(V),
@@ -306,7 +372,7 @@ def inpaint(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, fdm, fdm_vars,
     """
     out = sample_tokens(codec, codec_vars, sampler, sampler_vars, image, mask, key,
                         top_k=top_k, num_token_per_iter=num_token_per_iter, temperature=temperature,
-                        on_step=on_step)
+                        on_step=on_step, schedule=schedule, num_passes=num_passes)
     f, gen = out["input_feature"], out["generated_feature"]
     m = masked_patch_index(mask, codec.patch_size)
     if use_fdm and fdm is not None:
@@ -327,7 +393,8 @@ def _split_keys(key: jax.Array, num: int, batch: int) -> jax.Array:
 
 def inpaint_samples(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, fdm, fdm_vars, image, mask,
                     key, num_samples: int, *, top_k: int = 50, num_token_per_iter=1,
-                    temperature: float = 1.0, use_fdm: bool = True, on_step=None) -> dict:
+                    temperature: float = 1.0, use_fdm: bool = True, on_step=None, schedule: str = "sequential",
+                    num_passes=16) -> dict:
     """`num_samples` pluralistic results of every image as one program (vmap over per-sample keys).
     Every output gains a leading sample axis (N, B, ...). Sample s of image i depends only on image i's
     key (see `_split_keys`), so it is batch-independent like `inpaint`. Bad input (shapes, dtypes, NaN or
@@ -341,24 +408,24 @@ def inpaint_samples(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, fdm, f
     keys = _split_keys(key, num_samples, image.shape[0])
     fn = functools.partial(inpaint, codec, codec_vars, sampler, sampler_vars, fdm, fdm_vars, image, mask,
                            top_k=top_k, num_token_per_iter=num_token_per_iter, temperature=temperature,
-                           use_fdm=use_fdm, on_step=on_step)
+                           use_fdm=use_fdm, on_step=on_step, schedule=schedule, num_passes=num_passes)
     return jax.vmap(fn)(keys)
 
 
 @functools.partial(jax.jit, static_argnames=("codec", "sampler", "fdm", "num_samples", "top_k", "use_fdm",
-                                             "on_step"))
+                                             "on_step", "schedule"))
 def jit_inpaint_samples(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, fdm, fdm_vars, image, mask, key,
                         num_samples: int, *, top_k: int = 50, num_token_per_iter=1, temperature=1.0,
-                        use_fdm: bool = True, on_step=None) -> dict:
+                        use_fdm: bool = True, on_step=None, schedule: str = "sequential", num_passes=16) -> dict:
     """`inpaint_samples` compiled once per model definition, shapes and static settings (num_samples,
-    top_k, use_fdm, on_step): the variables, images, masks, keys, num_token_per_iter and temperature
-    are arguments, so new images, keys or weights of the same shapes reuse the program, and XLA never
+    top_k, use_fdm, on_step, schedule): the variables, images, masks, keys, num_token_per_iter,
+    num_passes and temperature are arguments, so new images, keys or weights of the same shapes reuse the program, and XLA never
     sees the weights as constants. on_step must be the same function object across calls (a
     module-level function) for the program to be reused."""
     return inpaint_samples(codec, codec_vars, sampler, sampler_vars, fdm if use_fdm else None,
                            fdm_vars if use_fdm else None, image, mask, key, num_samples, top_k=top_k,
                            num_token_per_iter=num_token_per_iter, temperature=temperature, use_fdm=use_fdm,
-                           on_step=on_step)
+                           on_step=on_step, schedule=schedule, num_passes=num_passes)
 
 
 def composite(output: jax.Array, image: jax.Array, mask: jax.Array) -> jax.Array:

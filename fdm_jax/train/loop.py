@@ -287,7 +287,9 @@ def write_inpainting_samples(config, run_root, *, num_images: int = 4, num_sampl
         variables["fdm"], jnp.asarray(images), jnp.asarray(masks), jax.random.PRNGKey(seed), num_samples,
         top_k=int(config.sampling.top_k),
         num_token_per_iter=np.int32(config.sampling.get("num_token_per_iter", 1)),
-        temperature=np.float32(config.sampling.get("temperature", 1.0)))
+        temperature=np.float32(config.sampling.get("temperature", 1.0)),
+        schedule=str(config.sampling.get("schedule", "sequential")),
+        num_passes=np.int32(config.sampling.get("num_passes", 16)))
     samples = np.asarray(out["inpainted_image"])  # (N, B, H, W, 3)
     columns = {"masked input": images * masks}
     columns.update({f"sample {k}": samples[k] for k in range(num_samples)})
