@@ -78,3 +78,25 @@ def test_batch_independent_and_one_program_for_every_num_passes():
     other = run(image, mask, key, jnp.int32(2))
     assert int(other["num_iterations"][0]) == 2 and int(batched["num_iterations"][0]) == 4
     assert jit_inpaint_samples._cache_size() - before == 2  # batch 3 and batch 1; num_passes 4 and 2 share
+
+
+def test_the_encoder_runs_once_per_image_not_per_sample(monkeypatch):
+    """inpaint_samples encodes the batch once, outside the vmap over sample keys (issue: the encoder
+    ran N times under vmap); the samples equal per-key `inpaint` calls."""
+    from fdm_jax.put_fdm import PatchVQVAE, sampling
+
+    codec, cv, sampler, sv, fdm, fv = _models()
+    image, mask = _data(2, 7)
+    calls = []
+    original = PatchVQVAE.get_features
+
+    def spy(self, *a, **k):
+        calls.append(type(a[0]).__name__)
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(PatchVQVAE, "get_features", spy)
+    out = sampling.inpaint_samples(codec, cv, sampler, sv, fdm, fv, image, mask, jax.random.key(0), 3, top_k=5)
+    assert calls == ["ArrayImpl"]  # once, on the concrete batch (a BatchTracer would mean per sample)
+    keys = sampling._split_keys(jax.random.key(0), 3, 2)
+    one = sampling.inpaint(codec, cv, sampler, sv, fdm, fv, image, mask, keys[1], top_k=5)
+    np.testing.assert_array_equal(np.asarray(out["tokens"][1]), np.asarray(one["tokens"]))

@@ -144,11 +144,12 @@ def _pass_size(num_token_per_iter, n: int):
     return jnp.where(one_pass, n, jnp.maximum(k_req, 1)), one_pass
 
 
-def init_state(codec: PatchVQVAE, codec_vars, image, mask, key) -> tuple[SamplingState, dict]:
+def init_state(codec: PatchVQVAE, codec_vars, image, mask, key, features=None) -> tuple[SamplingState, dict]:
     """The sampling state before the first pass, and the codec's features of the masked image
     (`get_features`: feature, token, token_type). image (B, H, W, 3) in [0, 255]; mask (B, H, W, 1),
-    1 = known; key: one key or B keys."""
-    g = codec.apply(codec_vars, image, mask, method=PatchVQVAE.get_features)
+    1 = known; key: one key or B keys. `features`: get_features' output when already computed (the
+    encoder then does not run again: inpaint_samples encodes once for all samples)."""
+    g = features if features is not None else codec.apply(codec_vars, image, mask, method=PatchVQVAE.get_features)
     f, tt = g["feature"], g["token_type"]
     b, h, w, c = f.shape
     n = h * w
@@ -280,7 +281,7 @@ def fill_step(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, s: SamplingS
 
 def sample_tokens(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, image, mask, key, *,
                   top_k: int = 50, num_token_per_iter=1, temperature: float = 1.0, on_step=None,
-                  schedule: str = "sequential", num_passes=16) -> dict:
+                  schedule: str = "sequential", num_passes=16, features=None) -> dict:
     """InpaintingModel.content_generate as one `lax.while_loop` of `fill_step` from `init_state`.
 
     image (B, H, W, 3) in [0, 255]; mask (B, H, W, 1), 1 = known; key: one key or B keys (module doc).
@@ -301,7 +302,7 @@ def sample_tokens(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, image, m
     (through `jax.debug.callback`, for progress bars); None compiles no callback.
     """
     _check_num_token_per_iter(num_token_per_iter)
-    state, g = init_state(codec, codec_vars, image, mask, key)
+    state, g = init_state(codec, codec_vars, image, mask, key, features)
     f, tt = g["feature"], g["token_type"]
     b, h, w, c = f.shape
     known0 = state.known
@@ -360,7 +361,7 @@ def iteration_table(fill_positions, fill_tokens, fill_iteration, num_token_per_i
 
 def inpaint(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, fdm, fdm_vars, image, mask, key, *,
             top_k: int = 50, num_token_per_iter=1, temperature: float = 1.0, use_fdm: bool = True,
-            on_step=None, schedule: str = "sequential", num_passes=16) -> dict:
+            on_step=None, schedule: str = "sequential", num_passes=16, features=None) -> dict:
     """InpaintingModel.sample: sample tokens, then FDM, then decode.
 
     QV = F*(1-m) + G*m; V = QV + m*FDM([QV; m]) (m = masked_patch_idx); Y = decoder(post_quant_conv(V),
@@ -372,7 +373,7 @@ def inpaint(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, fdm, fdm_vars,
     """
     out = sample_tokens(codec, codec_vars, sampler, sampler_vars, image, mask, key,
                         top_k=top_k, num_token_per_iter=num_token_per_iter, temperature=temperature,
-                        on_step=on_step, schedule=schedule, num_passes=num_passes)
+                        on_step=on_step, schedule=schedule, num_passes=num_passes, features=features)
     f, gen = out["input_feature"], out["generated_feature"]
     m = masked_patch_index(mask, codec.patch_size)
     if use_fdm and fdm is not None:
@@ -406,9 +407,13 @@ def inpaint_samples(codec: PatchVQVAE, codec_vars, sampler, sampler_vars, fdm, f
     image, mask = check_image_mask(image, mask, where="inpaint_samples", patch_size=codec.patch_size,
                                    seq_len=getattr(sampler, "seq_len", None))
     keys = _split_keys(key, num_samples, image.shape[0])
+    # The encoder runs once per image: its features do not depend on the sample's key, and a value
+    # computed outside the vmap stays unbatched (vmapping it would encode every image N times).
+    features = codec.apply(codec_vars, image, mask, method=PatchVQVAE.get_features)
     fn = functools.partial(inpaint, codec, codec_vars, sampler, sampler_vars, fdm, fdm_vars, image, mask,
                            top_k=top_k, num_token_per_iter=num_token_per_iter, temperature=temperature,
-                           use_fdm=use_fdm, on_step=on_step, schedule=schedule, num_passes=num_passes)
+                           use_fdm=use_fdm, on_step=on_step, schedule=schedule, num_passes=num_passes,
+                           features=features)
     return jax.vmap(fn)(keys)
 
 
