@@ -80,6 +80,7 @@ def sampler_config():
     c.num_tokens = 512  # configs/{paris,naturalscene}/transformer.yaml: generator_config.params.num_token
     c.feature_dim = 256  # modeling/vector_predictor/transformer.py: MaskedImageInpaintingTransformer(embed_dim=256) default (not set in the YAML); = quantizer e_dim
     c.layer_norm_eps = 1e-5  # modeling/vector_predictor/transformer_block.py: nn.LayerNorm(n_embd) (PyTorch default eps 1e-5; Flax default is 1e-6)
+    c.attention = "einsum"  # this port: 'dot_product' = jax.nn.dot_product_attention (same numbers on CPU, fused kernels on GPU/TPU)
     return c
 
 

@@ -137,3 +137,19 @@ def test_sampler_rejects_wrong_sequence_length():
     s = FeatureSampler(num_layers=1, width=8, num_heads=2, seq_len=16, num_tokens=4, feature_dim=4)
     with pytest.raises(ValueError, match="sequence length 9 != seq_len 16"):
         s.init(jax.random.key(0), jnp.zeros((1, 9, 4)))
+
+
+def test_dot_product_attention_is_bit_identical_on_cpu():
+    """attention='dot_product' (jax.nn.dot_product_attention) gives the einsum path's logits bit for
+    bit on CPU at float32, with the same parameters; an unknown name is an error."""
+    einsum = FeatureSampler(num_layers=2, width=32, num_heads=4, seq_len=16, num_tokens=12, feature_dim=8)
+    fused = FeatureSampler(num_layers=2, width=32, num_heads=4, seq_len=16, num_tokens=12, feature_dim=8,
+                           attention="dot_product")
+    x = jax.random.normal(jax.random.key(0), (2, 16, 8))
+    v = einsum.init(jax.random.key(1), x)
+    v = jax.tree_util.tree_map(lambda a: a + 0.05 * jax.random.normal(jax.random.key(2), a.shape), v)  # pos_emb != 0
+    a, b = np.asarray(einsum.apply(v, x)), np.asarray(fused.apply(v, x))
+    assert np.array_equal(a, b) and np.abs(a).max() > 0
+    with pytest.raises(ValueError, match="attention"):
+        FeatureSampler(num_layers=1, width=32, num_heads=4, seq_len=16, num_tokens=12, feature_dim=8,
+                       attention="flash").init(jax.random.key(1), x)

@@ -38,10 +38,18 @@ class LayerNorm(nn.Module):
         return (x - mean) * jax.lax.rsqrt(var + self.epsilon) * scale + bias
 
 
+ATTENTION_IMPLEMENTATIONS = ("einsum", "dot_product")
+
+
 class SelfAttention(nn.Module):
-    """transformer_block.py:FullAttention with causal=False and no mask; returns (y, head-mean attention)."""
+    """transformer_block.py:FullAttention with causal=False and no mask; returns (y, head-mean attention).
+
+    attention "einsum": softmax(q k^T / sqrt(d)) v written out, the head-mean attention returned (the
+    parity runner checks it); "dot_product": jax.nn.dot_product_attention (bit-identical on CPU at
+    float32, tests/test_models.py; fused kernels on accelerators), no attention map (None)."""
 
     num_heads: int
+    attention: str = "einsum"
 
     @nn.compact
     def __call__(self, x):
@@ -52,6 +60,11 @@ class SelfAttention(nn.Module):
             return Linear(c, kernel_init=_linear_init, name=name)(x).reshape(b, t, self.num_heads, hd)
 
         k, q, v = heads("key"), heads("query"), heads("value")
+        if self.attention == "dot_product":
+            y = jax.nn.dot_product_attention(q, k, v).reshape(b, t, c)
+            return Linear(c, kernel_init=_linear_init, name="proj")(y), None
+        if self.attention != "einsum":
+            raise ValueError(f"attention: {self.attention!r}; expected one of {ATTENTION_IMPLEMENTATIONS}")
         att = jnp.einsum("bqhd,bkhd->bhqk", q, k) * (1.0 / hd**0.5)
         att = jax.nn.softmax(att, axis=-1)
         y = jnp.einsum("bhqk,bkhd->bqhd", att, v).reshape(b, t, c)
@@ -64,11 +77,12 @@ class Block(nn.Module):
     num_heads: int
     mlp_ratio: int = 4
     layer_norm_eps: float = 1e-5
+    attention: str = "einsum"
 
     @nn.compact
     def __call__(self, x):
         c = x.shape[-1]
-        a, att = SelfAttention(self.num_heads, name="attn")(LayerNorm(self.layer_norm_eps, name="ln1")(x))
+        a, att = SelfAttention(self.num_heads, self.attention, name="attn")(LayerNorm(self.layer_norm_eps, name="ln1")(x))
         x = x + a
         h = LayerNorm(self.layer_norm_eps, name="ln2")(x)
         h = Linear(self.mlp_ratio * c, kernel_init=_linear_init, name="mlp_fc1")(h)
@@ -91,6 +105,7 @@ class FeatureSampler(nn.Module):
     num_tokens: int = 512
     feature_dim: int = 256
     layer_norm_eps: float = 1e-5
+    attention: str = "einsum"  # or "dot_product" (jax.nn.dot_product_attention; SelfAttention's doc)
 
     @nn.compact
     def __call__(self, features: jax.Array) -> jax.Array:
@@ -101,8 +116,9 @@ class FeatureSampler(nn.Module):
         x = Linear(self.width, kernel_init=_linear_init, name="emb_proj")(features)
         x = x + self.param("pos_emb", nn.initializers.zeros, (1, self.seq_len, self.width))
         for i in range(self.num_layers):
-            x, att = Block(self.num_heads, self.mlp_ratio, self.layer_norm_eps, name=f"block_{i}")(x)
+            x, att = Block(self.num_heads, self.mlp_ratio, self.layer_norm_eps, self.attention, name=f"block_{i}")(x)
             self.sow("intermediates", f"block{i}_out", x)
-            self.sow("intermediates", f"block{i}_attn", att)
+            if att is not None:
+                self.sow("intermediates", f"block{i}_attn", att)
         x = LayerNorm(self.layer_norm_eps, name="ln_f")(x)
         return Linear(self.num_tokens, kernel_init=_linear_init, name="to_logits")(x)
