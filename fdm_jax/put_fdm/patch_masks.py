@@ -1,4 +1,5 @@
-"""The original's three pixel-mask -> patch-mask rules (spec §2.4, §10.3).
+"""The original's pixel-mask -> patch-mask rules: token types and masked-patch indices here; the third,
+the decoder merges' nearest downsampling, is fdm_jax.nn.resize.nearest_downsample.
 
 Pixel masks inside the models are (B, H, W, 1) float with **1 = known pixel, 0 = hole**, the
 polarity of the original PUT/FDM code. Convert PNG masks (255 = hole) at the edge of the system.
@@ -33,7 +34,3 @@ def masked_patch_index(mask: jax.Array, patch: int) -> jax.Array:
     return (m < 1).astype(jnp.float32)
 
 
-def nearest_downsample(mask: jax.Array, factor: int) -> jax.Array:
-    """Legacy `F.interpolate(mode='nearest')` by an integer factor: the top-left pixel of each block
-    (the rule the decoder's merges use, spec §2.4)."""
-    return mask[:, ::factor, ::factor, :]
