@@ -75,6 +75,7 @@ def main(argv=None) -> int:
     from fdm_jax.convert.lama import load_generator
     from fdm_jax.lama.generator import FFCResNetGenerator, front_rear
     from fdm_jax.lama.refine import refine_scale
+    from fdm_jax.nn.layout import to_nchw
 
     n_lo, n_hi = (int(v) for v in args.iters.split(","))
     torch.manual_seed(0)
@@ -97,7 +98,7 @@ def main(argv=None) -> int:
     hole = np.zeros((1, s, s, 1), np.float32)
     hole[:, s // 4:s // 2, s // 4:3 * s // 4] = 1.0
     prev = rng.uniform(0, 1, (1, s // 2, s // 2, 3)).astype(np.float32)
-    nchw = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
+    nchw = lambda a: torch.from_numpy(np.ascontiguousarray(to_nchw(a)))  # noqa: E731
     fr = front_rear(model)
     cpu = [torch.device("cpu")]
 

@@ -47,6 +47,7 @@ import numpy as np  # noqa: E402
 
 from fdm_jax.cli.config_loading import load_config, resolve_config_path, split_spec  # noqa: E402
 from fdm_jax.io.images import fit_mask, read_image, read_mask, resize_and_center_crop  # noqa: E402
+from fdm_jax.nn.params import abstract_variables, count_params  # noqa: E402
 from fdm_jax.put_fdm import build_models, masked_patch_index  # noqa: E402
 from fdm_jax.put_fdm.codec import PatchVQVAE  # noqa: E402
 from fdm_jax.put_fdm.sampling import inpaint  # noqa: E402
@@ -91,7 +92,7 @@ def random_variables(module, *inputs, seed: int = 0):
     transformer compiles one RNG program per parameter and takes far longer; weights do not change
     the cost): kernels U(+-1/sqrt(fan_in)), LayerNorm scales 1, codebook N(0, 1), the rest U(+-0.05)."""
     rng = np.random.default_rng(seed)
-    abstract = jax.eval_shape(module.init, jax.random.key(0), *inputs)
+    abstract = abstract_variables(module, *inputs)
 
     def leaf(path, x):
         name = str(getattr(path[-1], "key", path[-1]))
@@ -400,7 +401,7 @@ def main(argv=None) -> int:
     pairs = load_pairs(Path(args.data), size)
 
     results = [run_batch(models, (cv, sv, fv), pairs, b, args, size) for b in batch_sizes]
-    n_params = {k: int(sum(x.size for x in jax.tree_util.tree_leaves(v["params"])))
+    n_params = {k: count_params(v["params"])
                 for k, v in (("codec", cv), ("sampler", sv), ("fdm", fv))}
     report = {
         "benchmark": "fdm_jax.put_fdm.sampling inference cost",

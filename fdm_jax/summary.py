@@ -9,16 +9,11 @@ counted without allocating it.
 from __future__ import annotations
 
 import argparse
-import math
 
-import jax
 import jax.numpy as jnp
 
 from fdm_jax.put_fdm import build_models
-
-
-def _count(tree) -> int:
-    return sum(math.prod(x.shape) for x in jax.tree.leaves(tree))
+from fdm_jax.nn.params import abstract_variables, count_params
 
 
 def count_parameters(model_config, image_size: int) -> dict[str, int]:
@@ -29,26 +24,24 @@ def count_parameters(model_config, image_size: int) -> dict[str, int]:
     if "codec" in models:
         codec = models["codec"]
         s = image_size
-        v = jax.eval_shape(lambda: codec.init(jax.random.key(0), jnp.zeros((1, s, s, codec.in_ch)),
-                                              jnp.ones((1, s, s, 1))))
+        v = abstract_variables(codec, jnp.zeros((1, s, s, codec.in_ch)), jnp.ones((1, s, s, 1)))
         p = v["params"]
-        counts["codec/encoder"] = _count(p["encoder"])
-        counts["codec/quant_conv"] = _count(p["quant_conv"])
-        counts["codec/post_quant_conv"] = _count(p["post_quant_conv"])
-        counts["codec/decoder"] = _count(p["decoder"])
-        counts["codec (total)"] = _count(p)
-        counts["codec/codebook buffers (embedding only)"] = _count(v["codebook"]["quantizer"]["embedding"])
+        counts["codec/encoder"] = count_params(p["encoder"])
+        counts["codec/quant_conv"] = count_params(p["quant_conv"])
+        counts["codec/post_quant_conv"] = count_params(p["post_quant_conv"])
+        counts["codec/decoder"] = count_params(p["decoder"])
+        counts["codec (total)"] = count_params(p)
+        counts["codec/codebook buffers (embedding only)"] = count_params(v["codebook"]["quantizer"]["embedding"])
     if "sampler" in models:
         sm = models["sampler"]
-        v = jax.eval_shape(lambda: sm.init(jax.random.key(0), jnp.zeros((1, sm.seq_len, sm.feature_dim))))
-        counts["sampler (transformer)"] = _count(v["params"])
+        v = abstract_variables(sm, jnp.zeros((1, sm.seq_len, sm.feature_dim)))
+        counts["sampler (transformer)"] = count_params(v["params"])
     if "codec" in models and "sampler" in models:
         counts["PUT = codec + sampler"] = counts["codec (total)"] + counts["sampler (transformer)"]
     if "fdm" in models:
         f = models["fdm"]
-        v = jax.eval_shape(lambda: f.init(jax.random.key(0), jnp.zeros((1, 4, 4, f.embed_dim)),
-                                          jnp.ones((1, 4, 4, 1))))
-        counts["FDM"] = _count(v["params"])
+        v = abstract_variables(f, jnp.zeros((1, 4, 4, f.embed_dim)), jnp.ones((1, 4, 4, 1)))
+        counts["FDM"] = count_params(v["params"])
     if "PUT = codec + sampler" in counts and "FDM" in counts:
         counts["PUT + FDM"] = counts["PUT = codec + sampler"] + counts["FDM"]
     return counts

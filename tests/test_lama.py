@@ -15,6 +15,7 @@ from fdm_jax.data import lama_masks
 from fdm_jax.lama.ffc import FFC, FFCResnetBlock, FourierUnit
 from fdm_jax.lama.generator import (FFCResNetGenerator, count_parameters, front_rear,
                                            generator_input, predict, random_variables)
+from fdm_jax.nn.layout import to_nchw, to_nhwc
 from fdm_jax.parity.harness import EXIT_OK, load_fixture, run_fixture
 from fdm_jax.parity.runners.lama import generator_from_kwargs
 from shared_paths import fixtures_dir, require, require_torch
@@ -54,23 +55,23 @@ def test_pth_pure_reader_equals_fixture_params():
 
 def test_generator_input_matches_fixture_x():
     fx = _fixture("ffc_generator_small.npz")
-    image = jnp.asarray(fx.inputs["image"].transpose(0, 2, 3, 1))
-    hole = jnp.asarray(fx.inputs["mask"].transpose(0, 2, 3, 1))
+    image = to_nhwc(fx.inputs["image"])
+    hole = to_nhwc(fx.inputs["mask"])
     x = generator_input(image, 1.0 - hole)
-    np.testing.assert_array_equal(np.asarray(x).transpose(0, 3, 1, 2), fx.inputs["x"])
+    np.testing.assert_array_equal(to_nchw(x), fx.inputs["x"])
 
 
 def test_front_rear_split_is_the_full_forward():
     fx = _fixture("ffc_generator_small.npz")
     model = generator_from_kwargs(fx.kwargs)
     v = conv.convert_generator(fx.params, model)
-    image = jnp.asarray(fx.inputs["image"].transpose(0, 2, 3, 1))
-    known = 1.0 - jnp.asarray(fx.inputs["mask"].transpose(0, 2, 3, 1))
+    image = to_nhwc(fx.inputs["image"])
+    known = 1.0 - to_nhwc(fx.inputs["mask"])
     fr = front_rear(model)
     assert front_rear(model) is fr  # cached: jitted callers compile once
     z = fr.front(v, image, known)
     assert isinstance(z, tuple) and z[0].shape == (2, 8, 12, 32) and z[1].shape == (2, 8, 12, 96)
-    np.testing.assert_allclose(np.asarray(z[0]).transpose(0, 3, 1, 2), fx.outputs["z_l"], atol=6e-4)
+    np.testing.assert_allclose(to_nchw(z[0]), fx.outputs["z_l"], atol=6e-4)
     np.testing.assert_array_equal(fr.rear(v, z), model.apply(v, image, known))
 
 

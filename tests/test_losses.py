@@ -61,7 +61,7 @@ def test_whole_generator_loss_with_the_rebuilt_vgg_matches_the_fixture():
     """The same terms as the harness, but the content/style terms from the port's own VGG19 pass
     (EdgeConnectLoss.perceptual_features) on the recorded Y and I, not from the recorded maps."""
     require_torch()
-    from fdm_jax.parity.runners.put_fdm import nhwc
+    from fdm_jax.nn.layout import to_nhwc
     from fdm_jax.parity.runners.put_fdm_losses import loss_config_from_notes, seeded_torchvision_vgg19
 
     fx = load_fixture(require(PUT / "losses.npz"))
@@ -71,9 +71,9 @@ def test_whole_generator_loss_with_the_rebuilt_vgg_matches_the_fixture():
     dv = convert_discriminator(discriminator_state_dict(fx.params), disc)
     loss = EdgeConnectLoss.from_config(loss_config_from_notes(fx.meta), discriminator=disc,
                                        perceptual=PerceptualNet(vgg, *LAYERS["vgg19"]))
-    y, i = nhwc(fx.outputs["p3_reconstruction"]), nhwc(fx.outputs["p3_image"])
-    mask = 1.0 - nhwc(fx.outputs["p3_hole_mask"])
-    pv, target = nhwc(fx.outputs["p3_lost_feature"]), nhwc(fx.outputs["p3_gt_feature"])
+    y, i = to_nhwc(fx.outputs["p3_reconstruction"]), to_nhwc(fx.outputs["p3_image"])
+    mask = 1.0 - to_nhwc(fx.outputs["p3_hole_mask"])
+    pv, target = to_nhwc(fx.outputs["p3_lost_feature"]), to_nhwc(fx.outputs["p3_gt_feature"])
     _, terms, sn = jax.jit(lambda y: loss.generator_loss(y, i, mask, fx.kwargs["step"], disc_variables=dv,
                                                          perceptual_variables=vv, lost_feature=pv,
                                                          gt_feature=target))(y)

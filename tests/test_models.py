@@ -93,12 +93,11 @@ def test_ema_update_same_on_one_and_eight_devices():
 def _to_torch_layout(tree, key_fn):
     """Invert a conversion: Flax variables -> a PyTorch-layout state_dict (tests the converter generically)."""
     from fdm_jax.convert.put_fdm import _path_names
-    inv = {"linear": lambda w: w.T, "conv": lambda w: w.transpose(3, 2, 0, 1),
-           "convT": lambda w: w.transpose(2, 3, 0, 1), "same": lambda w: w}
+    from fdm_jax.nn.layout import FLAX_TO_TORCH
     sd = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
         key, kind = key_fn(_path_names(path))
-        sd[key] = inv[kind](np.asarray(leaf))
+        sd[key] = FLAX_TO_TORCH[kind](np.asarray(leaf))
     return sd
 
 

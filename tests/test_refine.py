@@ -8,6 +8,7 @@ import pytest
 
 from fdm_jax.data import lama_masks
 from fdm_jax.lama.generator import FFCResNetGenerator, front_rear, random_variables
+from fdm_jax.nn.layout import to_nhwc
 from fdm_jax.parity.harness import EXIT_OK, load_fixture, run_fixture
 from fdm_jax.lama.refine import (FrontRear, RefineConfig, erode, gaussian_blur, image_mask_pyramid, pyramid_sizes,
                             refine, resize_bilinear)
@@ -15,10 +16,6 @@ from shared_paths import fixtures_dir, require, shared_dir
 
 REFINE = fixtures_dir() / "lama" / "refine_small.npz"
 SUN = shared_dir() / "data" / "images" / "sun_hays80"
-
-
-def nhwc(x):
-    return jnp.asarray(np.asarray(x).transpose(0, 2, 3, 1))
 
 
 @pytest.mark.slow
@@ -36,7 +33,7 @@ def test_pyramid_matches_fixture():
     kw = fx.kwargs
     cfg = RefineConfig(modulo=kw["modulo"], n_iters=kw["n_iters"], lr=kw["lr"], min_side=kw["min_side"],
                        max_scales=kw["max_scales"], px_budget=kw["px_budget"])
-    images, holes = image_mask_pyramid(nhwc(fx.inputs["image"])[:, :h, :w], nhwc(fx.inputs["mask"])[:, :h, :w], cfg)
+    images, holes = image_mask_pyramid(to_nhwc(fx.inputs["image"])[:, :h, :w], to_nhwc(fx.inputs["mask"])[:, :h, :w], cfg)
     assert [tuple(i.shape[1:3]) for i in images] == [tuple(s) for s in fx.meta["pyramid_sizes_low_to_high"]]
     for k, (img, hole) in enumerate(zip(images, holes)):
         np.testing.assert_allclose(np.asarray(img).transpose(0, 3, 1, 2), fx.outputs[f"pyramid_image_{k}"],

@@ -1,7 +1,6 @@
 """TSGL-LaMa generator (fdm_jax.tsgl.lama) against the original
 (shared/fixtures/tsgl/tsgl_lama_generator_small.npz + .pth), its front/rear split and refinement."""
 
-import math
 
 import jax
 import jax.numpy as jnp
@@ -10,6 +9,8 @@ import pytest
 
 from fdm_jax.convert import tsgl as conv
 from fdm_jax.convert.pth_reader import load_pth
+from fdm_jax.nn.layout import to_nchw, to_nhwc
+from fdm_jax.nn.params import abstract_variables, count_params
 from fdm_jax.tsgl.lama import TSGLLamaGenerator, front_rear
 from fdm_jax.parity.harness import EXIT_OK, load_fixture, run_fixture
 from fdm_jax.parity.runners.tsgl import lama_from_kwargs
@@ -57,16 +58,15 @@ def test_front_rear_split_reproduces_the_original():
     fx = load_fixture(require(TSGL / "tsgl_lama_generator_small.npz"))
     model = lama_from_kwargs(fx.kwargs)
     v = conv.convert_lama_generator(fx.params, model)
-    nhwc = lambda a: jnp.asarray(a.transpose(0, 2, 3, 1))  # noqa: E731
-    known = 1.0 - nhwc(fx.inputs["mask"])
+    known = 1.0 - to_nhwc(fx.inputs["mask"])
     # raw (unmasked) inputs: the model multiplies by the mask itself
     image = jnp.asarray(fx.inputs["raw_rgb"].astype(np.float32) / 255)
-    z = model.apply(v, image, known, nhwc(fx.inputs["pre_edge"]), nhwc(fx.inputs["pre_gray"]),
+    z = model.apply(v, image, known, to_nhwc(fx.inputs["pre_edge"]), to_nhwc(fx.inputs["pre_gray"]),
                     method=TSGLLamaGenerator.front)
     for part, name in zip(z, ("h2l_4_l", "h2l_4_g")):
-        np.testing.assert_allclose(np.asarray(part).transpose(0, 3, 1, 2), fx.outputs[name], atol=fx.tolerance(name))
+        np.testing.assert_allclose(to_nchw(part), fx.outputs[name], atol=fx.tolerance(name))
     out = model.apply(v, z, method=TSGLLamaGenerator.rear)
-    np.testing.assert_allclose(np.asarray(out).transpose(0, 3, 1, 2), fx.outputs["output"], atol=fx.tolerance("output"))
+    np.testing.assert_allclose(to_nchw(out), fx.outputs["output"], atol=fx.tolerance("output"))
     assert front_rear(model) is front_rear(model)  # cached: jitted callers compile once
 
 
@@ -79,7 +79,7 @@ def test_multiscale_refinement_runs_on_tsgl_lama():
     model = lama_from_kwargs(fx.kwargs)
     v = conv.convert_lama_generator(fx.params, model)
     image = jnp.asarray(fx.inputs["raw_rgb"].astype(np.float32) / 255)
-    known = jnp.asarray(fx.inputs["pre_known"].transpose(0, 2, 3, 1))
+    known = to_nhwc(fx.inputs["pre_known"])
     cfg = RefineConfig(modulo=model.modulo, n_iters=3, min_side=64)
     result, rec = refine(front_rear(model), v, image, known, cfg, record=True)
     assert result.shape == image.shape and np.all(np.isfinite(np.asarray(result)))
@@ -94,9 +94,8 @@ def test_parameter_count_of_the_released_model():
     def count(m):
         s = m.modulo
         x, one = jnp.zeros((1, s, s, 3)), jnp.zeros((1, s, s, 1))
-        v = jax.eval_shape(lambda: m.init(jax.random.key(0), x, one, one, one,
-                                          return_structure=m.with_structure_decoder))
-        return sum(math.prod(a.shape) for a in jax.tree.leaves(v["params"]))
+        v = abstract_variables(m, x, one, one, one, return_structure=m.with_structure_decoder)
+        return count_params(v["params"])
 
     assert count(TSGLLamaGenerator()) == 34_468_035
     assert count(TSGLLamaGenerator(with_structure_decoder=True)) - 34_468_035 == 4_141_313

@@ -1,7 +1,6 @@
 """TSGL's 256 generator (fdm_jax.tsgl.medfe) against the original
 (shared/fixtures/tsgl/tsgl_medfe_generator_small.npz + .pth) and its quirks piece by piece."""
 
-import math
 
 import jax
 import jax.numpy as jnp
@@ -9,6 +8,7 @@ import numpy as np
 import pytest
 
 from fdm_jax.convert import tsgl as conv
+from fdm_jax.nn.params import abstract_variables, count_params
 from fdm_jax.tsgl import medfe as tm
 from fdm_jax.parity.harness import EXIT_OK, load_fixture, run_fixture
 from fdm_jax.parity.runners.tsgl import medfe_from_kwargs
@@ -79,11 +79,11 @@ def test_gaussian_table_and_feature_mask():
 
 def test_pytorch_bilinear_conventions():
     x = jnp.arange(4.0).reshape(1, 1, 4, 1)
-    ac = tm.bilinear_resize(x, (1, 7), align_corners=True)[0, 0, :, 0]
+    ac = tm.resize_bilinear(x, (1, 7), align_corners=True)[0, 0, :, 0]
     np.testing.assert_allclose(ac, np.arange(7) * 0.5, atol=1e-6)  # src = dst * (in-1)/(out-1)
-    hp = tm.bilinear_resize(x, (1, 8), align_corners=False)[0, 0, :, 0]
+    hp = tm.resize_bilinear(x, (1, 8), align_corners=False)[0, 0, :, 0]
     np.testing.assert_allclose(hp, [0, 0.25, 0.75, 1.25, 1.75, 2.25, 2.75, 3], atol=1e-6)  # clamped at 0
-    down = tm.bilinear_resize(jnp.arange(8.0).reshape(1, 1, 8, 1), (1, 4), align_corners=True)[0, 0, :, 0]
+    down = tm.resize_bilinear(jnp.arange(8.0).reshape(1, 1, 8, 1), (1, 4), align_corners=True)[0, 0, :, 0]
     np.testing.assert_allclose(down, [0, 7 / 3, 14 / 3, 7], atol=1e-5)  # no antialiasing
 
 
@@ -107,9 +107,8 @@ def test_parameter_counts():
     the original module. The reduced model: the fixture's parameter tensors."""
     def count(m):
         x, one = jnp.zeros((1, 256, 256, 3)), jnp.zeros((1, 256, 256, 1))
-        v = jax.eval_shape(lambda: m.init(jax.random.key(0), x, one, x, one, one,
-                                          return_structure=m.with_structure_decoder))
-        return sum(math.prod(a.shape) for a in jax.tree.leaves(v["params"]))
+        v = abstract_variables(m, x, one, x, one, one, return_structure=m.with_structure_decoder)
+        return count_params(v["params"])
 
     assert count(tm.TSGLMedfeGenerator()) == 138_331_611
     assert count(tm.TSGLMedfeGenerator(with_structure_decoder=True)) - 138_331_611 == 53_539_009

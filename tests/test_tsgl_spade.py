@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from fdm_jax.convert import tsgl as conv
+from fdm_jax.nn.layout import to_nchw, to_nhwc
+from fdm_jax.nn.resize import nearest_indices
 from fdm_jax.tsgl import spade
 from fdm_jax.parity.harness import EXIT_OK, load_fixture, run_fixture
-from fdm_jax.parity.runners.tsgl import nchw, nhwc
 from shared_paths import fixtures_dir, require
 
 FIXTURE = fixtures_dir() / "tsgl" / "spade_blocks.npz"
@@ -23,7 +24,7 @@ def test_spade_blocks_fixture():
 
 def _resblock(fx, name, skip):
     sub = {k[len(name) + 1:]: v for k, v in fx.params.items() if k.startswith(name + ".")}
-    x, s1, s2 = (nhwc(fx.inputs[f"{name}.{k}"]) for k in ("x", "seg1", "seg2"))
+    x, s1, s2 = (to_nhwc(fx.inputs[f"{name}.{k}"], np.float32) for k in ("x", "seg1", "seg2"))
     block = spade.SPADEResnetBlock(identity_skip=skip)
     v = conv.convert_spade_resblock(sub, block, x.shape[-1], s1.shape[-1], s2.shape[-1])
     return block, v, (x, s1, s2)
@@ -32,13 +33,13 @@ def _resblock(fx, name, skip):
 def test_known_quirks_move_the_output():
     """A biased positional variance or an exact-SVD spectral norm would fail the fixture (README)."""
     fx = load_fixture(require(FIXTURE))
-    x = nhwc(fx.inputs["spade_local.x"])
+    x = to_nhwc(fx.inputs["spade_local.x"], np.float32)
     mean = x.mean(-1, keepdims=True)
     biased = (x - mean) / jnp.sqrt(x.var(-1, keepdims=True) + 1e-5)
     assert float(jnp.max(jnp.abs(spade.positional_norm(x) - biased))) > 1e-3
     block, v, args = _resblock(fx, "resblock_lama", True)
     ref = fx.outputs["resblock_lama"]
-    np.testing.assert_allclose(nchw(block.apply(v, *args)), ref, atol=fx.tolerance("resblock_lama"))
+    np.testing.assert_allclose(to_nchw(block.apply(v, *args)), ref, atol=fx.tolerance("resblock_lama"))
     # replace the stored u, v by the exact top singular vectors: the output moves beyond the tolerance
     sn = dict(v["spectral_norm"])
     for conv_name in ("conv_0", "conv_1", "conv_s"):
@@ -46,7 +47,7 @@ def test_known_quirks_move_the_output():
         w = np.asarray(k).transpose(3, 2, 0, 1).reshape(k.shape[3], -1)
         uu, _, vt = np.linalg.svd(w)
         sn[conv_name] = {"u": jnp.asarray(uu[:, 0]), "v": jnp.asarray(vt[0])}
-    svd_out = nchw(block.apply({**v, "spectral_norm": sn}, *args))
+    svd_out = to_nchw(block.apply({**v, "spectral_norm": sn}, *args))
     assert np.max(np.abs(svd_out - ref)) > 10 * fx.tolerance("resblock_lama")
 
 
@@ -72,9 +73,9 @@ def test_train_mode_batchnorm_and_power_iteration_follow_pytorch():
 
 
 def test_nearest_resize_index_rule():
-    np.testing.assert_array_equal(spade.nearest_indices(32, 16), np.arange(16) * 2)  # even pixels
-    np.testing.assert_array_equal(spade.nearest_indices(4, 8), np.arange(8) >> 1)
-    np.testing.assert_array_equal(spade.nearest_indices(5, 3), [0, 1, 3])  # floor(dst * 5/3)
+    np.testing.assert_array_equal(nearest_indices(32, 16), np.arange(16) * 2)  # even pixels
+    np.testing.assert_array_equal(nearest_indices(4, 8), np.arange(8) >> 1)
+    np.testing.assert_array_equal(nearest_indices(5, 3), [0, 1, 3])  # floor(dst * 5/3)
 
 
 def test_bad_inputs():

@@ -15,9 +15,10 @@ from typing import Mapping
 import jax.numpy as jnp
 import numpy as np
 
-from fdm_jax.convert.put_fdm import ConversionError, abstract_variables, convert_with
+from fdm_jax.convert.put_fdm import ConversionError, convert_with
 from fdm_jax.losses.adversarial import FAKE_LABEL, REAL_LABEL
 from fdm_jax.losses.discriminator import SN_COLLECTION, Discriminator
+from fdm_jax.nn.params import abstract_variables
 
 PREFIX = "loss.discriminator."
 LABEL_KEYS = {"loss.adversarial_loss.real_label": REAL_LABEL, "loss.adversarial_loss.fake_label": FAKE_LABEL}

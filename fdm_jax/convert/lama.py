@@ -26,7 +26,6 @@ import pickle
 import zipfile
 from typing import Any, Mapping
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -34,6 +33,7 @@ from fdm_jax.convert.pth_reader import PthFormatError, load_pth
 from fdm_jax.convert.put_fdm import ConversionError, convert_with
 from fdm_jax.lama.ffc import FFCResnetBlock, FourierUnit
 from fdm_jax.lama.generator import FFCResNetGenerator
+from fdm_jax.nn.params import abstract_variables
 
 GENERATOR_PREFIX = "generator."  # trainers/base.py: BaseInpaintingTrainingModule.generator
 _LEAVES = {"kernel": "weight", "bias": "bias", "scale": "weight", "mean": "running_mean", "var": "running_var"}
@@ -123,15 +123,11 @@ def _ignored(state_dict: Mapping[str, Any]) -> dict[str, str]:
     return {k: "BatchNorm counter, unused in eval mode" for k in state_dict if k.endswith(".num_batches_tracked")}
 
 
-def _abstract(module, *inputs):
-    return jax.eval_shape(lambda: module.init(jax.random.key(0), *inputs))
-
-
 def convert_generator(state_dict: Mapping[str, np.ndarray], model: FFCResNetGenerator,
                       what: str = "LaMa generator state_dict") -> dict:
     """FFCResNetGenerator.state_dict() (`model.<idx>...`) -> variables {'params', 'batch_stats'}."""
     s = model.modulo
-    abstract = _abstract(model, jnp.zeros((1, s, s, 3)), jnp.ones((1, s, s, 1)))
+    abstract = abstract_variables(model, jnp.zeros((1, s, s, 3)), jnp.ones((1, s, s, 1)))
     return convert_with(abstract, state_dict, _key_fn(_generator(model)), what, _ignored(state_dict))
 
 
@@ -139,14 +135,14 @@ def convert_resnet_block(state_dict: Mapping[str, np.ndarray], block: FFCResnetB
                          what: str = "FFCResnetBlock state_dict") -> dict:
     """FFCResnetBlock.state_dict() (`conv1.ffc...`) -> variables."""
     c_g = int(block.dim * block.ratio_gin)
-    abstract = _abstract(block, (jnp.zeros((1, 4, 4, block.dim - c_g)), jnp.zeros((1, 4, 4, c_g))))
+    abstract = abstract_variables(block, (jnp.zeros((1, 4, 4, block.dim - c_g)), jnp.zeros((1, 4, 4, c_g))))
     return convert_with(abstract, state_dict, _key_fn(_block), what, _ignored(state_dict))
 
 
 def convert_fourier_unit(state_dict: Mapping[str, np.ndarray], fu: FourierUnit, in_channels: int,
                          what: str = "FourierUnit state_dict") -> dict:
     """FourierUnit.state_dict() (`conv_layer.weight`, `bn.*`) -> variables."""
-    abstract = _abstract(fu, jnp.zeros((1, 4, 4, in_channels)))
+    abstract = abstract_variables(fu, jnp.zeros((1, 4, 4, in_channels)))
     return convert_with(abstract, state_dict, _key_fn(_fu), what, _ignored(state_dict))
 
 

@@ -12,32 +12,20 @@ ConvTranspose2d (I, O, kh, kw) -> (kh, kw, I, O); LayerNorm weight -> scale.
 from __future__ import annotations
 
 import re
-from typing import Callable, Mapping
+from typing import Mapping
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fdm_jax.nn.layout import TORCH_TO_FLAX, torch_shape
+from fdm_jax.nn.params import abstract_variables
 from fdm_jax.put_fdm import FeatureDequantizer, FeatureSampler, PatchVQVAE
 
 
 class ConversionError(ValueError):
     """A checkpoint does not fit the module: names the key(s) and the shapes."""
-
-
-_TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "linear": lambda w: w.T,
-    "conv": lambda w: w.transpose(2, 3, 1, 0),
-    "convT": lambda w: w.transpose(2, 3, 0, 1),
-    "same": lambda w: w,
-}
-_INVERSE_SHAPE = {  # Flax shape -> the PyTorch shape it must have come from (for error messages)
-    "linear": lambda s: s[::-1],
-    "conv": lambda s: (s[3], s[2], s[0], s[1]),
-    "convT": lambda s: (s[2], s[3], s[0], s[1]),
-    "same": lambda s: s,
-}
 
 
 def _layer(torch_prefix: str, kind: str, leaf: str) -> tuple[str, str]:
@@ -129,14 +117,14 @@ def convert_with(abstract_vars, state_dict: Mapping[str, np.ndarray], key_fn, wh
         key, kind = key_fn(names)
         used.add(key)
         if key not in state_dict:
-            missing.append(f"{key} (expected PyTorch shape {tuple(_INVERSE_SHAPE[kind](leaf.shape))} "
+            missing.append(f"{key} (expected PyTorch shape {torch_shape(kind, leaf.shape)} "
                            f"for {'/'.join(names)})")
             return None
         w = np.asarray(state_dict[key])
-        out = _TRANSFORMS[kind](w)
+        out = TORCH_TO_FLAX[kind](w)
         if out.shape != leaf.shape:
             bad_shape.append(f"{key}: checkpoint shape {tuple(w.shape)}, expected "
-                             f"{tuple(_INVERSE_SHAPE[kind](leaf.shape))} for {'/'.join(names)}")
+                             f"{torch_shape(kind, leaf.shape)} for {'/'.join(names)}")
             return None
         return jnp.asarray(out, dtype=leaf.dtype)
 
@@ -153,10 +141,6 @@ def convert_with(abstract_vars, state_dict: Mapping[str, np.ndarray], key_fn, wh
     if problems:
         raise ConversionError(f"{what}: " + " | ".join(problems))
     return tree
-
-
-def abstract_variables(module: nn.Module, *inputs) -> dict:
-    return jax.eval_shape(lambda: module.init(jax.random.key(0), *inputs))
 
 
 def convert_codec(state_dict, codec: PatchVQVAE, what: str = "codec (PatchVQGAN) state_dict") -> dict:

@@ -35,6 +35,7 @@ import numpy as np
 
 from fdm_jax.convert.pth_reader import load_pth
 from fdm_jax.convert.put_fdm import ConversionError, convert_with
+from fdm_jax.nn.params import abstract_variables, count_params
 from fdm_jax.tsgl.spade import SPADE, SPADEResnetBlock
 from fdm_jax.tsgl.lama import N_DOWNSAMPLING, TSGLLamaGenerator
 from fdm_jax.tsgl.medfe import FIR_TAPS, TSGLMedfeGenerator
@@ -247,16 +248,12 @@ def _check_fir(state_dict: Mapping[str, Any], what: str) -> None:
                               + ", ".join(f"{k} {np.shape(state_dict[k])}" for k in bad))
 
 
-def _abstract(module, *inputs, **kwargs):
-    return jax.eval_shape(lambda: module.init(jax.random.key(0), *inputs, **kwargs))
-
-
 # ----------------------------------------------------------------------------------- converters
 
 def convert_spade(state_dict: Mapping[str, np.ndarray], module: SPADE, channels: int, seg_channels: int,
                   what: str = "SPADE state_dict") -> dict:
     """spade.py:SPADE.state_dict() -> variables ({'params'} and for norm 'batch' {'batch_stats'})."""
-    abstract = _abstract(module, jnp.zeros((2, 4, 4, channels)), jnp.zeros((2, 4, 4, seg_channels)))
+    abstract = abstract_variables(module, jnp.zeros((2, 4, 4, channels)), jnp.zeros((2, 4, 4, seg_channels)))
     return convert_with(abstract, state_dict, _key_fn(_spade_module), what, _ignored(state_dict))
 
 
@@ -264,7 +261,7 @@ def convert_spade_resblock(state_dict: Mapping[str, np.ndarray], module: SPADERe
                            seg_local_channels: int, seg_global_channels: int,
                            what: str = "SPDNormResnetBlock state_dict") -> dict:
     """model.py:SPDNormResnetBlock.state_dict() -> {'params', 'batch_stats', 'spectral_norm'}."""
-    abstract = _abstract(module, jnp.zeros((2, 4, 4, channels)), jnp.zeros((2, 4, 4, seg_local_channels)),
+    abstract = abstract_variables(module, jnp.zeros((2, 4, 4, channels)), jnp.zeros((2, 4, 4, seg_local_channels)),
                          jnp.zeros((2, 4, 4, seg_global_channels)))
     return convert_with(abstract, state_dict, _key_fn(_resblock_module), what, _ignored(state_dict))
 
@@ -276,7 +273,7 @@ def convert_lama_generator(state_dict: Mapping[str, np.ndarray], model: TSGLLama
     sd = strip_module_prefix(state_dict, what)
     s = model.modulo
     img, one = jnp.zeros((1, s, s, 3)), jnp.zeros((1, s, s, 1))
-    abstract = _abstract(model, img, one, one, one, return_structure=model.with_structure_decoder)
+    abstract = abstract_variables(model, img, one, one, one, return_structure=model.with_structure_decoder)
     training_only = () if model.with_structure_decoder else LAMA_TRAINING_ONLY
     return convert_with(abstract, sd, _key_fn(_lama_module(model)), what, _ignored(sd, training_only))
 
@@ -289,7 +286,7 @@ def convert_medfe_generator(state_dict: Mapping[str, np.ndarray], model: TSGLMed
     _check_fir(sd, what)
     s = model.modulo
     img, one = jnp.zeros((1, s, s, 3)), jnp.zeros((1, s, s, 1))
-    abstract = _abstract(model, img, one, img, one, one, return_structure=model.with_structure_decoder)
+    abstract = abstract_variables(model, img, one, img, one, one, return_structure=model.with_structure_decoder)
     training_only = () if model.with_structure_decoder else MEDFE_TRAINING_ONLY
     return convert_with(abstract, sd, _key_fn(_medfe_module), what, _ignored(sd, training_only))
 
@@ -368,10 +365,6 @@ def _jaxpr_macs(jaxpr) -> int:
     return total
 
 
-def _n(tree) -> int:
-    return sum(math.prod(x.shape) for x in jax.tree.leaves(tree))
-
-
 def tsgl_summary(config) -> dict:
     """Parameters and GMACs of a TSGL config (configs/tsgl_lama.py or tsgl_medfe.py), beside the paper's.
 
@@ -398,16 +391,16 @@ def tsgl_summary(config) -> dict:
         args = (img, one, img, one, one)
     s_full = max(s, full.modulo)
     args_full = tuple(jnp.zeros((1, s_full, s_full, a.shape[-1])) for a in args)
-    v = _abstract(model, *args)
-    v_full = _abstract(full, *args_full, return_structure=True)
-    params = _n(v["params"])
+    v = abstract_variables(model, *args)
+    v_full = abstract_variables(full, *args_full, return_structure=True)
+    params = count_params(v["params"])
     macs = count_macs(lambda var, *a: model.apply(var, *a), v, *args)
     out = {
         "model": config.model.name,
         "image_size": s,
         "params": params,
-        "params_training_only": _n(v_full["params"]) - params,
-        "buffers": _n({k: c for k, c in v.items() if k != "params"}),
+        "params_training_only": count_params(v_full["params"]) - params,
+        "buffers": count_params({k: c for k, c in v.items() if k != "params"}),
         "gmacs": macs / 1e9,
         "macs_counted_by": "count_macs: conv_general_dilated + dot_general MACs of the jaxpr of one forward",
     }

@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fdm_jax.nn.padding import pad_to_modulo
+
 DEFAULT_CONFIGS = {"lama": "big_lama", "tsgl_lama": "tsgl_lama",
                    "tsgl_medfe": "tsgl_medfe"}  # shipped config names (fdm_jax/cli/config_loading.py)
 
@@ -125,19 +127,14 @@ def inpaint(gen: Generator, image: np.ndarray, known: np.ndarray, *, refine: boo
     return _tsgl_lama(gen, image, known)
 
 
-def _pad(x: np.ndarray, modulo: int) -> np.ndarray:
-    h, w = x.shape[:2]
-    pad = [(0, -h % modulo), (0, -w % modulo)] + [(0, 0)] * (x.ndim - 2)
-    return np.pad(x, pad, mode="symmetric")
-
-
 def _tsgl_lama(gen: Generator, image: np.ndarray, known: np.ndarray) -> np.ndarray:
     """TSGL_Lama/test: [0, 1] image, edges/gray of the [0, 1] pipeline (no wrap-around), tanh output,
     known pixels copied back."""
     from fdm_jax.tsgl.structure import edge_and_gray, to_unit_range
 
     h, w = known.shape
-    img_u8, k = _pad(image, gen.model.modulo), _pad(known.astype(np.float32), gen.model.modulo)
+    img_u8 = pad_to_modulo(image, gen.model.modulo, mode="symmetric", axes=(0, 1))
+    k = pad_to_modulo(known.astype(np.float32), gen.model.modulo, mode="symmetric", axes=(0, 1))
     edge, gray = edge_and_gray(img_u8, wraparound=False)
     x = to_unit_range(img_u8)[None]
     out = _apply(gen.model, gen.variables, jnp.asarray(x), jnp.asarray(edge[None]), jnp.asarray(gray[None]),

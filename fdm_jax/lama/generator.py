@@ -27,20 +27,19 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from fdm_jax.lama.ffc import FFCBnAct, FFCResnetBlock, ReflectConv, Split, batch_norm, reflect_pad
-from fdm_jax.nn.layers import torch_uniform_init
+from fdm_jax.nn.layers import conv_transpose2d, torch_uniform_init
+from fdm_jax.nn.padding import pad_to_modulo
+from fdm_jax.nn.params import abstract_variables, count_params
 
 OUT_ACTIVATIONS = {"sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh, "none": lambda x: x}
 
 
 class ConvTranspose2d(nn.Module):
-    """`nn.ConvTranspose2d(k, stride, padding, output_padding, bias=True)` on NHWC input.
-
-    Kernel stored (kh, kw, in, out) = torch weight (in, out, kh, kw).transpose(2, 3, 0, 1). A
-    transposed conv is a conv of the stride-dilated input with the flipped kernel, padded
-    (k-1-p, k-1-p+output_padding): (1, 2) for LaMa's k3 p1 op1 (torch.nn.ConvTranspose2d; 'SAME' would be wrong).
+    """`nn.ConvTranspose2d(k, stride, padding, output_padding, bias=True)` on NHWC input
+    (fdm_jax.nn.layers.conv_transpose2d): LaMa's k3 s2 p1 op1 pads the dilated input (1, 2), which
+    Flax's 'SAME' would get wrong. Kernel stored (kh, kw, in, out) = torch weight.transpose(2, 3, 0, 1).
     """
 
     features: int
@@ -51,13 +50,11 @@ class ConvTranspose2d(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        k, p, op = self.kernel_size, self.padding, self.output_padding
+        k = self.kernel_size
         init = torch_uniform_init(self.features * k * k)  # PyTorch's fan_in uses weight dim 1 (out)
         kernel = self.param("kernel", init, (k, k, x.shape[-1], self.features))
-        pad = (k - 1 - p, k - 1 - p + op)
-        y = lax.conv_general_dilated(x, kernel[::-1, ::-1], window_strides=(1, 1), padding=(pad, pad),
-                                     lhs_dilation=(self.stride, self.stride),
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        y = conv_transpose2d(x, kernel, stride=self.stride, padding=self.padding,
+                             output_padding=self.output_padding)
         return y + self.param("bias", init, (self.features,))
 
 
@@ -194,16 +191,6 @@ def front_rear(model: nn.Module) -> FrontRear:
     return FrontRear(front, rear)
 
 
-def pad_to_modulo(x: jax.Array, modulo: int, mode: str) -> jax.Array:
-    """Pad H and W at the bottom/right up to multiples of `modulo` (evaluation/data.py: the dataset uses
-    numpy 'symmetric', the refiner torch 'reflect')."""
-    h, w = x.shape[1:3]
-    ph, pw = -h % modulo, -w % modulo
-    if ph == 0 and pw == 0:
-        return x
-    return jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
-
-
 def predict(model: FFCResNetGenerator, variables, image: jax.Array, mask: jax.Array) -> jax.Array:
     """LaMa's plain (unrefined) prediction, bin/predict.py without refine=True.
 
@@ -214,8 +201,8 @@ def predict(model: FFCResNetGenerator, variables, image: jax.Array, mask: jax.Ar
     """
     h, w = image.shape[1:3]
     known = jnp.where(1.0 - mask > 0, 0.0, 1.0).astype(image.dtype)
-    img_p = pad_to_modulo(image, model.modulo, "symmetric")
-    known_p = pad_to_modulo(known, model.modulo, "symmetric")
+    img_p = pad_to_modulo(image, model.modulo, mode="symmetric")
+    known_p = pad_to_modulo(known, model.modulo, mode="symmetric")
     pred = model.apply(variables, img_p, known_p)
     inpainted = (1.0 - known_p) * pred + known_p * img_p
     return inpainted[:, :h, :w]
@@ -225,14 +212,12 @@ def count_parameters(model: FFCResNetGenerator) -> dict[str, int]:
     """{'front', 'rear', 'total' (trainable parameters), 'batch_stats' (BN running-stat elements)},
     from `jax.eval_shape` of init, so Big-LaMa is counted without allocating it."""
     s = model.modulo
-    v = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, s, s, 3)), jnp.ones((1, s, s, 1))))
-
-    def n(tree):
-        return sum(int(x.size) for x in jax.tree.leaves(tree))
+    v = abstract_variables(model, jnp.zeros((1, s, s, 3)), jnp.ones((1, s, s, 1)))
 
     p = v["params"]
-    front = n(p["init"]) + sum(n(p[f"down_{i}"]) for i in range(model.n_downsampling))
-    return {"front": front, "rear": n(p) - front, "total": n(p), "batch_stats": n(v["batch_stats"])}
+    front = count_params(p["init"]) + sum(count_params(p[f"down_{i}"]) for i in range(model.n_downsampling))
+    total = count_params(p)
+    return {"front": front, "rear": total - front, "total": total, "batch_stats": count_params(v["batch_stats"])}
 
 
 def random_variables(model: FFCResNetGenerator, seed: int = 0) -> dict:
@@ -242,7 +227,7 @@ def random_variables(model: FFCResNetGenerator, seed: int = 0) -> dict:
     benchmarks; weights do not change the cost."""
     rng = np.random.default_rng(seed)
     s = model.modulo
-    abstract = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, s, s, 3)), jnp.ones((1, s, s, 1)))
+    abstract = abstract_variables(model, jnp.zeros((1, s, s, 3)), jnp.ones((1, s, s, 1)))
     fan_in: dict[tuple, int] = {}
 
     def leaf(path, x):

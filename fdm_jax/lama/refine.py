@@ -52,6 +52,8 @@ import optax
 from jax import lax
 
 from fdm_jax.lama.generator import FrontRear  # the split interface: front(v, image, mask), rear(v, z)
+from fdm_jax.nn.padding import pad_to_modulo
+from fdm_jax.nn.resize import resize_bilinear
 
 EPS = 1e-8  # refinement.py: every threshold (mask >= eps, >= 1 - eps, > eps)
 
@@ -94,32 +96,6 @@ def gaussian_blur(x: jax.Array) -> jax.Array:
     xp = jnp.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="reflect")
     return lax.conv_general_dilated(xp, k, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
                                     feature_group_count=c, precision=lax.Precision.HIGHEST)
-
-
-def _linear_taps(n_in: int, n_out: int):
-    """PyTorch's align_corners=False linear source taps, computed in float32 like its CPU kernel:
-    src = max(in/out * (dst + 0.5) - 0.5, 0), i0 = floor(src), i1 = min(i0 + 1, in - 1)."""
-    scale = np.float32(n_in) / np.float32(n_out)
-    src = scale * (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) - np.float32(0.5)
-    src = np.maximum(src, np.float32(0)).astype(np.float32)
-    i0 = src.astype(np.int32)
-    i1 = np.minimum(i0 + 1, n_in - 1).astype(np.int32)
-    w1 = (src - i0.astype(np.float32)).astype(np.float32)
-    w0 = (np.float32(1) - w1).astype(np.float32)
-    return i0, i1, w0, w1
-
-
-def resize_bilinear(x: jax.Array, size: tuple[int, int]) -> jax.Array:
-    """F.interpolate(mode='bilinear', align_corners=False) to an explicit size: no antialiasing
-    (jax.image.resize antialiases when downscaling). Interpolates W, then H, as PyTorch's kernel."""
-    h, w = x.shape[1:3]
-    oh, ow = size
-    if (oh, ow) == (h, w):
-        return x
-    a0, a1, u0, u1 = _linear_taps(w, ow)
-    rows = x[:, :, a0] * u0[None, None, :, None] + x[:, :, a1] * u1[None, None, :, None]
-    b0, b1, v0, v1 = _linear_taps(h, oh)
-    return rows[:, b0] * v0[None, :, None, None] + rows[:, b1] * v1[None, :, None, None]
 
 
 def pyrdown(x: jax.Array) -> jax.Array:
@@ -173,16 +149,6 @@ def erode(x: jax.Array, kernel: np.ndarray) -> jax.Array:
 
 def _binarise(x: jax.Array, thr: float) -> jax.Array:
     return (x >= np.float32(thr)).astype(x.dtype)
-
-
-def _pad_reflect(x: jax.Array, modulo: int) -> jax.Array:
-    """evaluation/data.py pad_tensor_to_modulo: torch F.pad 'reflect' at the bottom/right."""
-    h, w = x.shape[1:3]
-    ph, pw = -h % modulo, -w % modulo
-    if ph >= h or pw >= w:
-        raise ValueError(f"refine: a {h}x{w} pyramid level cannot be reflect-padded to a multiple of "
-                         f"{modulo} (padding must be smaller than the size); use a larger image or min_side")
-    return jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect")
 
 
 # ----------------------------------------------------------------------------------- pyramid
@@ -403,8 +369,9 @@ def refine(fr: FrontRear | Any, variables, image: jax.Array, mask: jax.Array,
     try:
         for level, (img, hm) in enumerate(zip(images, holes)):
             orig_hw = tuple(int(s) for s in img.shape[1:3])
-            img_p = _pad_reflect(img, config.modulo)
-            hole_p = _binarise(_pad_reflect(hm, config.modulo), EPS)
+            # evaluation/data.py pad_tensor_to_modulo: torch F.pad 'reflect' at the bottom/right
+            img_p = pad_to_modulo(img, config.modulo, mode="reflect")
+            hole_p = _binarise(pad_to_modulo(hm, config.modulo, mode="reflect"), EPS)
             if bar is not None and level:
                 bar.set_description(f"refining scale {level}/{len(images) - 1} ({orig_hw[1]}x{orig_hw[0]})")
             prev, aux = refine_scale(fr, variables, img_p, hole_p, prev, n_iters=config.n_iters,

@@ -24,6 +24,7 @@ from jax import lax
 
 from fdm_jax.nn.normalization import (SN_COLLECTION, SN_EPS, l2_normalize, power_iteration,  # noqa: F401
                                           spectral_norm_vectors, spectral_sigma, weight_matrix)
+from fdm_jax.nn.params import abstract_variables
 
 LEAKY_SLOPE = 0.2  # networks.py: nn.LeakyReLU(0.2, inplace=True)
 INIT_STD = 0.02  # networks.py: BaseNetwork.init_weights(init_type='normal', gain=0.02)
@@ -89,7 +90,7 @@ def init_discriminator(disc: Discriminator, key: jax.Array, in_ch: int = 3) -> d
     discriminator starts from scratch, as in the original). u, v = normalize(randn) and no power iteration runs
     at init, as in torch. All draws come from one normal vector (one small XLA program instead of one
     threefry per leaf, which is slow to compile on CPU)."""
-    abstract = jax.eval_shape(lambda: disc.init(jax.random.key(0), jnp.zeros((1, 32, 32, in_ch)), update_sn=False))
+    abstract = abstract_variables(disc, jnp.zeros((1, 32, 32, in_ch)), update_sn=False)
     leaves, treedef = jax.tree_util.tree_flatten_with_path(abstract)
     sizes = [leaf.size for _, leaf in leaves]
     flat = np.asarray(jax.random.normal(key, (sum(sizes),), jnp.float32))

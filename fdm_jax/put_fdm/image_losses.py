@@ -6,12 +6,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 
 from fdm_jax.losses.discriminator import Discriminator, init_discriminator
 from fdm_jax.losses.edge_connect import EdgeConnectLoss
 from fdm_jax.losses.vgg import build_perceptual
+from fdm_jax.nn.params import abstract_variables
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -58,7 +58,7 @@ class ImageLosses:
 
     def abstract_discriminator(self) -> dict:
         d = self.loss.discriminator
-        return jax.eval_shape(lambda: d.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), update_sn=False))
+        return abstract_variables(d, jnp.zeros((1, 32, 32, 3)), update_sn=False)
 
     def generator_loss(self, disc_variables, y, target, mask, step, **kw):
         """-> (total, terms, new spectral_norm state or None); y, target NHWC in [0, 1]."""

@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 
 from fdm_jax.nn.layers import Conv2d, ConvResBlock, ConvTranspose2d
-from fdm_jax.put_fdm.patch_masks import nearest_downsample
+from fdm_jax.nn.resize import nearest_downsample
 
 
 class ImageEncoder(nn.Module):

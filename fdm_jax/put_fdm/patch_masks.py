@@ -1,5 +1,6 @@
-"""The original's three pixel-mask -> patch-mask rules (hyudsl/FDM:image_synthesis/modeling/utils/misc.py,
-model/inpainting_model.py and codecs/image_codec/decoder.py; each function names its original).
+"""The original's pixel-mask -> patch-mask rules: token types and masked-patch indices here
+(hyudsl/FDM:image_synthesis/modeling/utils/misc.py, model/inpainting_model.py); the third, the
+decoder merge's nearest downsampling (codecs/image_codec/decoder.py), is fdm_jax.nn.resize.nearest_downsample.
 
 Pixel masks inside the models are (B, H, W, 1) float with **1 = known pixel, 0 = hole**, the
 polarity of the original PUT/FDM code. Convert PNG masks (255 = hole) at the edge of the system.
@@ -32,9 +33,3 @@ def masked_patch_index(mask: jax.Array, patch: int) -> jax.Array:
     (B, H, W, 1) -> (B, H/p, W/p, 1) float32. The original asserts H == W; nothing here needs it."""
     m = block_reduce(mask.astype(jnp.float32), patch, jnp.mean)
     return (m < 1).astype(jnp.float32)
-
-
-def nearest_downsample(mask: jax.Array, factor: int) -> jax.Array:
-    """Legacy `F.interpolate(mode='nearest')` by an integer factor: the top-left pixel of each block
-    (the rule of the merges in image_codec/decoder.py:PatchDecoder.forward)."""
-    return mask[:, ::factor, ::factor, :]

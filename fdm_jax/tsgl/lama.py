@@ -37,21 +37,16 @@ from __future__ import annotations
 import functools
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from fdm_jax.lama.ffc import FFCBnAct, reflect_pad
 from fdm_jax.lama.generator import FFCResNetGenerator, FrontRear
+from fdm_jax.nn.resize import upsample_nearest2x
 from fdm_jax.tsgl.spade import SPADE_HIDDEN, SPADEResnetBlock
 
 N_DOWNSAMPLING = 5  # model.py: `n_downsampling = 5` overrides the constructor argument
 RESNET_RATIO = 0.75  # model.py defaults: resnet_conv_kwargs ratio_gin = ratio_gout = 0.75 (also level 4's ratio_gout)
 N_STRUCTURE_BLOCKS = 3  # model.py: up_high has `for i in range(3)` FFC resblocks
-
-
-def upsample2(x: jax.Array) -> jax.Array:
-    """nn.Upsample(scale_factor=2, mode='nearest'): repeat each pixel 2x2."""
-    return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
 
 
 class TSGLLamaGenerator(nn.Module):
@@ -129,14 +124,14 @@ class TSGLLamaGenerator(nn.Module):
             t, _ = self.lows[i]((prev, None), train)
             self.sow("intermediates", f"model_high_{i}_out", s[0])
             self.sow("intermediates", f"model_low_{i}_out", t)
-            prev = self.h2l[i](t, prev - upsample2(t), s[0], train)
+            prev = self.h2l[i](t, prev - upsample_nearest2x(t), s[0], train)
             self.sow("intermediates", f"h2l_{i}_l_out", prev)
         s_l, s_g = self.highs[n - 1](s, train)
         t_l, t_g = self.lows[n - 1]((prev, None), train)
         for name, v in (("model_high_4_l_out", s_l), ("model_high_4_g_out", s_g), ("model_low_4_l_out", t_l),
                         ("model_low_4_g_out", t_g)):
             self.sow("intermediates", name, v)
-        res = prev - upsample2(jnp.concatenate([t_l, t_g], axis=-1))
+        res = prev - upsample_nearest2x(jnp.concatenate([t_l, t_g], axis=-1))
         c_l = t_l.shape[-1]  # = max_features // 4: the original splits at [256 // 4, 256 * 3 // 4]
         z_l = self.h2l_4_l(t_l, res[..., :c_l], s_l, train)
         z_g = self.h2l_4_g(t_g, res[..., c_l:], s_g, train)

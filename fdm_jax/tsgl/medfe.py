@@ -45,6 +45,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from fdm_jax.nn.layers import conv_transpose2d
+from fdm_jax.nn.resize import resize_bilinear, upsample_nearest2x
 from fdm_jax.tsgl.spade import (BN_EPS, LRELU_SLOPE, SPADE_HIDDEN, BatchNorm, Conv2d, SPADEResnetBlock,
                                   conv2d, normal_init)
 
@@ -66,57 +68,11 @@ def lrelu(x, slope=LRELU_SLOPE):
     return nn.leaky_relu(x, slope)
 
 
-def upsample2(x: jax.Array) -> jax.Array:
-    """nn.Upsample(scale_factor=2, mode='nearest') / F.interpolate(scale_factor=2, mode='nearest')."""
-    return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
-
-
-# ------------------------------------------------------------------------------------ resizing
-
-def _linear_taps(n_in: int, n_out: int, align_corners: bool):
-    """PyTorch's CPU linear source taps in float32 (upsample_bilinear2d): align_corners=True:
-    src = dst * (in-1)/(out-1); False: src = max((dst + 0.5) * in/out - 0.5, 0). i0 = trunc(src),
-    i1 = i0 + (i0 < in - 1), lambda1 = clamp(src - i0, 0, 1)."""
-    dst = np.arange(n_out, dtype=np.float32)
-    if align_corners:
-        scale = np.float32(n_in - 1) / np.float32(n_out - 1) if n_out > 1 else np.float32(0)
-        src = scale * dst
-    else:
-        scale = np.float32(n_in) / np.float32(n_out)
-        src = np.maximum(scale * (dst + np.float32(0.5)) - np.float32(0.5), np.float32(0))
-    src = src.astype(np.float32)
-    i0 = src.astype(np.int64)
-    i1 = np.where(i0 < n_in - 1, i0 + 1, i0)
-    l1 = np.clip(src - i0.astype(np.float32), 0, 1).astype(np.float32)
-    return i0, i1, (np.float32(1) - l1).astype(np.float32), l1
-
-
-def bilinear_resize(x: jax.Array, size: tuple[int, int], align_corners: bool) -> jax.Array:
-    """F.interpolate(x, size, mode='bilinear', align_corners=...) on NHWC, without antialiasing
-    (jax.image.resize antialiases when downscaling). Interpolates along W, then H, as PyTorch."""
-    h, w = x.shape[1:3]
-    if (h, w) == tuple(size):
-        return x
-    a0, a1, u0, u1 = _linear_taps(w, size[1], align_corners)
-    rows = x[:, :, a0] * u0[None, None, :, None] + x[:, :, a1] * u1[None, None, :, None]
-    b0, b1, v0, v1 = _linear_taps(h, size[0], align_corners)
-    return rows[:, b0] * v0[None, :, None, None] + rows[:, b1] * v1[None, :, None, None]
-
-
 def instance_norm(x: jax.Array, eps: float = BN_EPS) -> jax.Array:
     """nn.InstanceNorm2d statistics (per image and channel over H, W; biased variance)."""
     mean = jnp.mean(x, axis=(1, 2), keepdims=True)
     var = jnp.mean(jnp.square(x - mean), axis=(1, 2), keepdims=True)
     return (x - mean) * lax.rsqrt(var + eps)
-
-
-def conv_transpose(x: jax.Array, kernel: jax.Array, stride: int, padding: int) -> jax.Array:
-    """nn.ConvTranspose2d (output_padding 0) with kernel (k, k, in, out) = weight.transpose(2, 3, 0, 1):
-    a convolution of the stride-dilated input with the flipped kernel, padded k - 1 - p."""
-    k = kernel.shape[0]
-    pad = k - 1 - padding
-    return lax.conv_general_dilated(x, kernel[::-1, ::-1], (1, 1), ((pad, pad), (pad, pad)),
-                                    lhs_dilation=(stride, stride), dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 # ------------------------------------------------------------------------------------ partial convs
@@ -437,7 +393,7 @@ class ConvUp(nn.Module):
 
     @nn.compact
     def __call__(self, x, size):
-        x = bilinear_resize(x, size, align_corners=False)
+        x = resize_bilinear(x, size, align_corners=False)
         return lrelu(instance_norm(Conv2d(self.features, 1, use_bias=False, name="conv")(x)))
 
 
@@ -613,7 +569,7 @@ class ConvTranspose2d(nn.Module):
     def __call__(self, x):
         k = self.kernel_size
         kernel = self.param("kernel", normal_init, (k, k, x.shape[-1], self.features))
-        return conv_transpose(x, kernel, self.stride, self.padding) + self.param(
+        return conv_transpose2d(x, kernel, stride=self.stride, padding=self.padding) + self.param(
             "bias", nn.initializers.zeros, (self.features,))
 
 
@@ -743,7 +699,7 @@ class TSGLMedfeGenerator(nn.Module):
         # texture encoder with the SPADE reconstruction after every level
         a, ma = self.en_low_1_f(jnp.concatenate([image * m, texture * m, m], -1), m)
         t, tm = self.en_low_1_s(a, ma)
-        prev = self.h2l[0](t, bilinear_resize(a - upsample2(t), s[0].shape[1:3], True), s[0], train)
+        prev = self.h2l[0](t, resize_bilinear(a - upsample_nearest2x(t), s[0].shape[1:3], True), s[0], train)
         levels = [prev]
         for k, stage in enumerate(self.stages):  # en_low_2..5; stage 5 gets no mask
             t, tm = stage(prev, tm if k < 3 else None)
@@ -751,14 +707,14 @@ class TSGLMedfeGenerator(nn.Module):
             if tm is not None:
                 sow("intermediates", f"en_low_{k + 2}_mask_out", tm)
             sk = s[k + 1]
-            prev = self.h2l[k + 1](t, bilinear_resize(prev - upsample2(t), sk.shape[1:3], True), sk, train)
+            prev = self.h2l[k + 1](t, resize_bilinear(prev - upsample_nearest2x(t), sk.shape[1:3], True), sk, train)
             sow("intermediates", f"h2l_{k + 2}_out", prev)
             levels.append(prev)
 
         # projections and the 6th level
         f = [nn.relu(conv(l)) for conv, l in zip(self.fusion, levels)]
         size5 = f[4].shape[1:3]
-        f6_in = [bilinear_resize(fi, size5, True) for fi in f[:4]] + [f[4]]
+        f6_in = [resize_bilinear(fi, size5, True) for fi in f[:4]] + [f[4]]
         f.append(nn.relu(self.en_fusion_6(jnp.concatenate(f6_in, -1))))
         for k, fk in enumerate(f):
             sow("intermediates", f"en_fusion_{k + 1}_out", fk)
@@ -776,7 +732,7 @@ class TSGLMedfeGenerator(nn.Module):
         d, dm = self.en_high_6(s[4], xm, train)
         d, dm = self.en_high_7(d, dm, train)
         for k in range(7, 0, -1):
-            d = bilinear_resize(d, (2 * d.shape[1], 2 * d.shape[2]), False)  # scale_factor 2, bilinear
-            dm = upsample2(dm)  # scale_factor 2, nearest
+            d = resize_bilinear(d, (2 * d.shape[1], 2 * d.shape[2]), False)  # scale_factor 2, bilinear
+            dm = upsample_nearest2x(dm)  # scale_factor 2, nearest
             d, dm = self.de_high[k](d, dm, train)
         return y, self.de_high_0(d, train)

@@ -26,7 +26,7 @@ u <- normalize(W v)), returned through the mutable collection.
 Also here, because every TSGL module uses them: `Conv2d` with the original's initialisation
 (BaseNetwork.init_weights('normal', 0.02): weights N(0, 0.02), biases 0), `BatchNorm` with PyTorch's train
 semantics (batch statistics with the biased variance, running variance updated with the unbiased one,
-momentum 0.1) and `nearest_resize` (F.interpolate(mode='nearest') index rule).
+momentum 0.1). The segmap resize is fdm_jax.nn.resize.nearest_resize (F.interpolate(mode='nearest')).
 Model code knows nothing about training: `train` only selects batch vs running statistics and whether
 the spectral-norm vectors advance, as PyTorch's module.train()/eval() does.
 """
@@ -38,11 +38,11 @@ from typing import Callable, Optional
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 from fdm_jax.nn.normalization import (BN_MOMENTUM, SN_COLLECTION, SN_EPS, batch_statistics,  # noqa: F401
                                           spectral_norm_vectors)
+from fdm_jax.nn.resize import nearest_resize
 
 INIT_STD = 0.02  # model.py BaseNetwork.init_weights(init_type='normal', gain=0.02)
 BN_EPS = 1e-5  # nn.BatchNorm2d / SynchronizedBatchNorm2d / PositionalNorm2d epsilon
@@ -118,26 +118,6 @@ def positional_norm(x: jax.Array, eps: float = BN_EPS) -> jax.Array:
     mean = jnp.mean(x, axis=-1, keepdims=True)
     var = jnp.var(x, axis=-1, keepdims=True, ddof=1)
     return (x - mean) / jnp.sqrt(var + eps)
-
-
-def nearest_indices(n_in: int, n_out: int) -> np.ndarray:
-    """PyTorch's CPU nearest source index (upsample_nearest2d with an explicit size):
-    identity if equal, dst >> 1 for exact 2x, else min(floor(dst * float32(in / out)), in - 1)."""
-    if n_in == n_out:
-        return np.arange(n_out)
-    if n_out == 2 * n_in:
-        return np.arange(n_out) >> 1
-    scale = np.float32(n_in) / np.float32(n_out)
-    idx = np.floor(np.arange(n_out, dtype=np.float32) * scale).astype(np.int64)
-    return np.minimum(idx, n_in - 1)
-
-
-def nearest_resize(x: jax.Array, size: tuple[int, int]) -> jax.Array:
-    """F.interpolate(x, size=size, mode='nearest') on NHWC (a 2x downsample picks the even pixels)."""
-    h, w = x.shape[1:3]
-    if (h, w) == tuple(size):
-        return x
-    return x[:, nearest_indices(h, size[0])][:, :, nearest_indices(w, size[1])]
 
 
 class SNConv2d(nn.Module):

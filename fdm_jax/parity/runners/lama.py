@@ -3,23 +3,15 @@ the FFC pieces, the Big-LaMa generator at reduced width, refine_predict and the 
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import numpy as np
 
 from fdm_jax.convert import lama as conv
 from fdm_jax.data import lama_masks
 from fdm_jax.lama.ffc import FFCResnetBlock, FourierUnit
 from fdm_jax.lama.generator import FFCResNetGenerator, front_rear
+from fdm_jax.nn.layout import to_nchw, to_nhwc
 from fdm_jax.parity.harness import Fixture, Weights, register
 from fdm_jax.lama.refine import RefineConfig, refine
-
-
-def nhwc(x) -> jnp.ndarray:
-    return jnp.asarray(np.asarray(x, np.float32).transpose(0, 2, 3, 1))
-
-
-def nchw(x) -> np.ndarray:
-    return np.asarray(x).transpose(0, 3, 1, 2)
 
 
 def generator_from_kwargs(kw: dict) -> FFCResNetGenerator:
@@ -68,22 +60,22 @@ def _original_index_names(model: FFCResNetGenerator) -> dict[str, str]:
 def run_generator(fx: Fixture, weights: Weights) -> dict:
     model = generator_from_kwargs(fx.kwargs)
     variables = conv.convert_generator(_generator_state_dict(fx, weights), model, what=weights.source())
-    image, hole = nhwc(fx.inputs["image"]), nhwc(fx.inputs["mask"])
+    image, hole = to_nhwc(fx.inputs["image"]), to_nhwc(fx.inputs["mask"])
     known = 1.0 - hole
     pred, state = model.apply(variables, image, known, mutable=["intermediates"])
     inter = state["intermediates"]
-    out = {"predicted_image": nchw(pred), "inpainted": nchw(hole * pred + (1.0 - hole) * image)}
+    out = {"predicted_image": to_nchw(pred), "inpainted": to_nchw(hole * pred + (1.0 - hole) * image)}
     z_l, z_g = inter[f"down_{model.n_downsampling - 1}_out"][0]
-    out["z_l"], out["z_g"] = nchw(z_l), nchw(z_g)
+    out["z_l"], out["z_g"] = to_nchw(z_l), to_nchw(z_g)
     for ours, theirs in _original_index_names(model).items():
         v = inter[ours][0]
         if isinstance(v, tuple):
             if v[1] is None:
-                out[theirs] = nchw(v[0])
+                out[theirs] = to_nchw(v[0])
             else:
-                out[theirs + ".l"], out[theirs + ".g"] = nchw(v[0]), nchw(v[1])
+                out[theirs + ".l"], out[theirs + ".g"] = to_nchw(v[0]), to_nchw(v[1])
         else:
-            out[theirs] = nchw(v)
+            out[theirs] = to_nchw(v)
     return out
 
 
@@ -94,10 +86,10 @@ def run_resnet_block(fx: Fixture, weights: Weights) -> dict:
         raise ValueError(f"unsupported FFCResnetBlock kwargs {kw}")
     block = FFCResnetBlock(kw["dim"], kw["ratio_gin"], kw["ratio_gout"])
     variables = conv.convert_resnet_block(fx.params, block, what=str(fx.path))
-    (y_l, y_g), state = block.apply(variables, (nhwc(fx.inputs["x_l"]), nhwc(fx.inputs["x_g"])),
+    (y_l, y_g), state = block.apply(variables, (to_nhwc(fx.inputs["x_l"]), to_nhwc(fx.inputs["x_g"])),
                                     mutable=["intermediates"])
     c_l, c_g = state["intermediates"]["conv1_out"][0]
-    return {"y_l": nchw(y_l), "y_g": nchw(y_g), "conv1_l": nchw(c_l), "conv1_g": nchw(c_g)}
+    return {"y_l": to_nchw(y_l), "y_g": to_nchw(y_g), "conv1_l": to_nchw(c_l), "conv1_g": to_nchw(c_g)}
 
 
 @register(r"saicinpainting\.training\.modules\.ffc\.FourierUnit$")
@@ -108,9 +100,9 @@ def run_fourier_unit(fx: Fixture, weights: Weights) -> dict:
     out = {}
     for name in fx.inputs:
         suffix = name[len("x_"):]
-        y, state = fu.apply(variables, nhwc(fx.inputs[name]), mutable=["intermediates"])
-        out[f"y_{suffix}"] = nchw(y)
-        out[f"spectrum_{suffix}"] = nchw(state["intermediates"]["spectrum"][0])
+        y, state = fu.apply(variables, to_nhwc(fx.inputs[name]), mutable=["intermediates"])
+        out[f"y_{suffix}"] = to_nchw(y)
+        out[f"spectrum_{suffix}"] = to_nchw(state["intermediates"]["spectrum"][0])
     return out
 
 
@@ -131,14 +123,14 @@ def run_refine(fx: Fixture, weights: Weights) -> dict:
     cfg = RefineConfig(modulo=kw["modulo"], n_iters=kw["n_iters"], lr=kw["lr"], min_side=kw["min_side"],
                        max_scales=kw["max_scales"], px_budget=kw["px_budget"])
     h, w = (int(v) for v in fx.inputs["unpad_to_size"])
-    image = nhwc(fx.inputs["image"])[:, :h, :w]  # _get_image_mask_pyramid crops the dataset padding
-    hole = nhwc(fx.inputs["mask"])[:, :h, :w]
+    image = to_nhwc(fx.inputs["image"])[:, :h, :w]  # _get_image_mask_pyramid crops the dataset padding
+    hole = to_nhwc(fx.inputs["mask"])[:, :h, :w]
     result, rec = refine(front_rear(model), variables, image, 1.0 - hole, cfg, record=True)
-    out = {"inpainted": nchw(result)}
+    out = {"inpainted": to_nchw(result)}
     for k, (img, msk) in enumerate(zip(rec["pyramid_image"], rec["pyramid_mask"])):
-        out[f"pyramid_image_{k}"], out[f"pyramid_mask_{k}"] = nchw(img), nchw(msk)
+        out[f"pyramid_image_{k}"], out[f"pyramid_mask_{k}"] = to_nchw(img), to_nchw(msk)
     for s, res in enumerate(rec["scale"]):
-        out[f"scale_{s}"] = nchw(res)
+        out[f"scale_{s}"] = to_nchw(res)
     refined = rec["aux"][1:]
     for key in ("losses", "loss_term1", "loss_term2", "loss_count_A", "loss_count_B"):
         out[key] = np.stack([np.asarray(a[key]) for a in refined]) if refined else np.zeros((0, cfg.n_iters))
@@ -147,7 +139,7 @@ def run_refine(fx: Fixture, weights: Weights) -> dict:
         if s > 0:
             snaps.update({"it1": aux["z_it1"], f"it{cfg.n_iters - 1}": aux["z_last"]})
         for it, (z_l, z_g) in snaps.items():
-            out[f"z_scale{s}_{it}_l"], out[f"z_scale{s}_{it}_g"] = nchw(z_l), nchw(z_g)
+            out[f"z_scale{s}_{it}_l"], out[f"z_scale{s}_{it}_g"] = to_nchw(z_l), to_nchw(z_g)
     _check_distribution(fx, "inpainted", out["inpainted"])
     return out
 

@@ -8,18 +8,8 @@ import numpy as np
 from fdm_jax.convert import put_fdm as conv
 from fdm_jax.put_fdm import (FeatureDequantizer, FeatureSampler, PatchVQVAE, apply_fdm, mask_pixels,
                             masked_patch_index, preprocess)
+from fdm_jax.nn.layout import to_nchw, to_nhwc
 from fdm_jax.parity.harness import Fixture, Weights, register
-
-
-def nhwc(x) -> jnp.ndarray:
-    """PyTorch NCHW input -> NHWC."""
-    return jnp.asarray(np.asarray(x).transpose(0, 2, 3, 1))
-
-
-def nchw(x) -> np.ndarray:
-    """NHWC output -> PyTorch NCHW; (B, h, w) maps -> (B, 1, h, w)."""
-    x = np.asarray(x)
-    return x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
 
 
 def codec_from_kwargs(kw: dict) -> PatchVQVAE:
@@ -41,7 +31,7 @@ def sampler_from_kwargs(t: dict) -> FeatureSampler:
 def run_codec(fx: Fixture, weights: Weights) -> dict:
     codec = codec_from_kwargs(fx.kwargs)
     variables = conv.convert_codec(weights.part("codec"), codec)
-    image, mask = nhwc(fx.inputs["image"]), nhwc(fx.inputs["mask"])
+    image, mask = to_nhwc(fx.inputs["image"]), to_nhwc(fx.inputs["mask"])
 
     def call(method, *args, **kw):
         return codec.apply(variables, *args, method=method, **kw)
@@ -49,27 +39,27 @@ def run_codec(fx: Fixture, weights: Weights) -> dict:
     g = call(PatchVQVAE.get_features, image, mask)
     gf = call(PatchVQVAE.get_features, image)
     out = {
-        "masked_input": nchw(mask_pixels(preprocess(image), mask)),
-        "feature": nchw(g["feature"]),
-        "token_type": nchw(g["token_type"]),
+        "masked_input": to_nchw(mask_pixels(preprocess(image), mask)),
+        "feature": to_nchw(g["feature"]),
+        "token_type": to_nchw(g["token_type"]),
         "token": np.asarray(g["token"]),
-        "feature_quantize": nchw(g["feature_quantize"]),
-        "feature_full": nchw(gf["feature"]),
+        "feature_quantize": to_nchw(g["feature_quantize"]),
+        "feature_full": to_nchw(gf["feature"]),
         "token_full": np.asarray(gf["token"]),
-        "feature_quantize_full": nchw(gf["feature_quantize"]),
-        "decoder_out": nchw(call(PatchVQVAE.decode_with_feature, g["feature"], image, mask, post_process=False)),
-        "decoded_image": nchw(call(PatchVQVAE.decode_with_feature, g["feature"], image, mask)),
-        "decoded_image_quantized": nchw(call(PatchVQVAE.decode_with_feature, g["feature_quantize"], image, mask)),
-        "reconstruction": nchw(call(PatchVQVAE.reconstruct, image, mask)),
+        "feature_quantize_full": to_nchw(gf["feature_quantize"]),
+        "decoder_out": to_nchw(call(PatchVQVAE.decode_with_feature, g["feature"], image, mask, post_process=False)),
+        "decoded_image": to_nchw(call(PatchVQVAE.decode_with_feature, g["feature"], image, mask)),
+        "decoded_image_quantized": to_nchw(call(PatchVQVAE.decode_with_feature, g["feature_quantize"], image, mask)),
+        "reconstruction": to_nchw(call(PatchVQVAE.reconstruct, image, mask)),
     }
     if "erase_mask" in fx.inputs:
-        erase = nhwc(fx.inputs["erase_mask"])
+        erase = to_nhwc(fx.inputs["erase_mask"])
         # The phase-1 dataset feeds image*erase_mask; token types come from the erase mask.
         (_, rec, q), state = codec.apply(variables, image * erase, mask, erase, method=PatchVQVAE.train_forward,
                                          mutable=["codebook"])
         cb = state["codebook"]["quantizer"]
         out.update({
-            "train_reconstruction": nchw(rec),
+            "train_reconstruction": to_nchw(rec),
             "train_index": np.asarray(q["index"]),
             "train_quantize_loss": np.asarray(q["quantize_loss"]),
             "train_ema_embedding": np.asarray(cb["embedding"]),
@@ -83,11 +73,11 @@ def run_codec(fx: Fixture, weights: Weights) -> dict:
 def run_fdm(fx: Fixture, weights: Weights) -> dict:
     fdm = FeatureDequantizer(embed_dim=fx.kwargs["e_dim"])
     variables = conv.convert_fdm(weights.part("fdm"), fdm)
-    qv, mask = nhwc(fx.inputs["qv"]), nhwc(fx.inputs["mask"])
+    qv, mask = to_nhwc(fx.inputs["qv"]), to_nhwc(fx.inputs["mask"])
     patch = mask.shape[1] // qv.shape[1]
     m = masked_patch_index(mask, patch)
     v, pv = apply_fdm(lambda q, mm: fdm.apply(variables, q, mm), qv, qv, m)
-    return {"masked_patch_idx": nchw(m), "pv": nchw(pv), "v": nchw(v)}
+    return {"masked_patch_idx": to_nchw(m), "pv": to_nchw(pv), "v": to_nchw(v)}
 
 
 @register(r"vector_predictor/transformer\.py:MaskedImageInpaintingTransformer")

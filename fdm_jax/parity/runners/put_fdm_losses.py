@@ -31,7 +31,8 @@ from fdm_jax.put_fdm.quantization_error import quantization_error_inputs
 from fdm_jax.losses.vgg import LAYERS
 from fdm_jax.put_fdm import FeatureDequantizer, PatchVQVAE, apply_fdm
 from fdm_jax.parity.harness import NotChecked, Fixture, Weights, register
-from fdm_jax.parity.runners.put_fdm import codec_from_kwargs, nchw, nhwc
+from fdm_jax.nn.layout import to_nchw, to_nhwc
+from fdm_jax.parity.runners.put_fdm import codec_from_kwargs
 
 # losses.py EdgeConnectLoss argument -> configs/put_fdm_common.py edge_connect_loss key
 _ARG_TO_KEY = {"gan_loss": "gan_loss", "g_gradient_loss_weight": "g_gradient", "disc_start": "disc_start",
@@ -91,7 +92,7 @@ def seeded_torchvision_vgg19(seed: int) -> dict[str, np.ndarray] | None:
 
 
 def _maps(fx: Fixture, prefix: str, layers) -> dict:
-    return {l: nhwc(fx.outputs[f"{prefix}_{l}"]) for l in layers}
+    return {l: to_nhwc(fx.outputs[f"{prefix}_{l}"]) for l in layers}
 
 
 @register(r'forward\(name="fdm_decoder_tuning"\)')
@@ -99,7 +100,7 @@ def run_losses(fx: Fixture, weights: Weights) -> dict:
     kw = fx.kwargs
     codec, fdm = codec_from_kwargs(kw), FeatureDequantizer(embed_dim=kw["e_dim"])
     v = weights.inpainting_variables({"codec": codec, "fdm": fdm})
-    image, mask = nhwc(fx.inputs["image"]), nhwc(fx.inputs["mask"])
+    image, mask = to_nhwc(fx.inputs["image"]), to_nhwc(fx.inputs["mask"])
     step = jnp.asarray(kw["step"], jnp.int32)  # traced inside the jitted losses below
     out = {}
 
@@ -119,8 +120,8 @@ def run_losses(fx: Fixture, weights: Weights) -> dict:
         return qi, pv, y, qe_total
 
     qi, pv, y, qe_total = forward(v["codec"], v["fdm"], image, mask)
-    out.update(qe_loss=np.asarray(qe_total), qe_target=nchw(qi["target"]), qe_pv=nchw(pv),
-               masked_patch_idx=nchw(qi["masked_patch_idx"]))
+    out.update(qe_loss=np.asarray(qe_total), qe_target=to_nchw(qi["target"]), qe_pv=to_nchw(pv),
+               masked_patch_idx=to_nchw(qi["masked_patch_idx"]))
 
     # --- phase 3: forward(name="fdm_decoder_tuning"), then name="discriminator" ----------------
     disc = Discriminator(widths=tuple(kw["disc_widths"]))
@@ -155,8 +156,8 @@ def run_losses(fx: Fixture, weights: Weights) -> dict:
         ), sn_gen, sn_disc
 
     res, sn_gen, sn_disc = phase3(y, image, mask, step, dv, stored, pv, qi["target"])
-    out.update({k: (nchw(x) if x.ndim == 4 else np.asarray(x)) for k, x in res.items()})
-    out.update(p3_reconstruction=nchw(y), p3_lost_feature=nchw(pv), p3_gt_feature=nchw(qi["target"]))
+    out.update({k: (to_nchw(x) if x.ndim == 4 else np.asarray(x)) for k, x in res.items()})
+    out.update(p3_reconstruction=to_nchw(y), p3_lost_feature=to_nchw(pv), p3_gt_feature=to_nchw(qi["target"]))
     for stage, state in (("sn_after_gen", sn_gen), ("sn_after_disc", sn_disc)):
         for conv, uv in state.items():
             out[f"{stage}.{conv}.0.weight_u"] = np.asarray(uv["u"])
@@ -178,7 +179,7 @@ def run_losses(fx: Fixture, weights: Weights) -> dict:
                                                        ("style_x", style_layers), ("style_y", style_layers)))
                     for l in layers}
 
-        out.update({k: nchw(x) for k, x in maps(vv, y, image, mask).items()})
+        out.update({k: to_nchw(x) for k, x in maps(vv, y, image, mask).items()})
     else:
         why = NotChecked("needs torch (optional extra) to rebuild the fixture's unstored random VGG19")
         out.update({k: why for k in fx.outputs if k.startswith("vgg_")})

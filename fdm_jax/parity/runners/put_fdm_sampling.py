@@ -11,7 +11,8 @@ import numpy as np
 
 from fdm_jax.put_fdm import FeatureDequantizer
 from fdm_jax.parity.harness import Fixture, Weights, register
-from fdm_jax.parity.runners.put_fdm import codec_from_kwargs, nchw, nhwc, sampler_from_kwargs
+from fdm_jax.nn.layout import to_nchw, to_nhwc
+from fdm_jax.parity.runners.put_fdm import codec_from_kwargs, sampler_from_kwargs
 from fdm_jax.put_fdm.sampler_loss import masked_token_cross_entropy, sampler_training_inputs
 from fdm_jax.put_fdm.sampling import inpaint, iteration_table, select_positions, top_k_filter
 
@@ -25,7 +26,7 @@ def run_inpainting(fx: Fixture, weights: Weights) -> dict:
               "fdm": FeatureDequantizer(embed_dim=kw["e_dim"])}
     v = weights.inpainting_variables(models)
     codec, sampler, fdm = models["codec"], models["sampler"], models["fdm"]
-    image, mask = nhwc(fx.inputs["image"]), nhwc(fx.inputs["mask"])
+    image, mask = to_nhwc(fx.inputs["image"]), to_nhwc(fx.inputs["mask"])
 
     per_iter = int(kw.get("num_token_per_iter", 1))
 
@@ -38,20 +39,20 @@ def run_inpainting(fx: Fixture, weights: Weights) -> dict:
     n_fill = int(np.max(o["num_filled"]))
     img = np.asarray(o["inpainted_image"])
     out = {
-        "token_type": nchw(o["token_type"]),
-        "input_feature": nchw(o["input_feature"]),
+        "token_type": to_nchw(o["token_type"]),
+        "input_feature": to_nchw(o["input_feature"]),
         "input_token": np.asarray(o["input_token"]),
         "tokens": np.asarray(o["tokens"]),
         "fill_positions": np.asarray(o["fill_positions"])[:, :n_fill],
         "fill_tokens": np.asarray(o["fill_tokens"])[:, :n_fill],
         "fill_iteration": np.asarray(o["fill_iteration"])[:, :n_fill],
         "num_iterations": np.asarray(n_iter),
-        "generated_feature": nchw(o["generated_feature"]),
-        "masked_patch_idx": nchw(o["masked_patch_idx"]),
-        "pv": nchw(o["pv"]),
-        "feature_after_fdm": nchw(o["feature_after_fdm"]),
-        "inpainted_image": nchw(img),
-        "inpainted_image_uint8": nchw(img.astype(np.uint8)),  # tensor2image: .to(torch.uint8) truncates
+        "generated_feature": to_nchw(o["generated_feature"]),
+        "masked_patch_idx": to_nchw(o["masked_patch_idx"]),
+        "pv": to_nchw(o["pv"]),
+        "feature_after_fdm": to_nchw(o["feature_after_fdm"]),
+        "inpainted_image": to_nchw(img),
+        "inpainted_image_uint8": to_nchw(img.astype(np.uint8)),  # tensor2image: .to(torch.uint8) truncates
         **iteration_table(o["fill_positions"], o["fill_tokens"], o["fill_iteration"], per_iter, n_iter),
     }
 
@@ -73,7 +74,7 @@ def run_inpainting(fx: Fixture, weights: Weights) -> dict:
     #    records it: it does not depend on num_token_per_iter).
     if "train_rand" not in fx.inputs:
         return out
-    t = sampler_training_inputs(codec, v["codec"], image, mask > 0.5, rand=nhwc(fx.inputs["train_rand"])[..., 0],
+    t = sampler_training_inputs(codec, v["codec"], image, mask > 0.5, rand=to_nhwc(fx.inputs["train_rand"])[..., 0],
                                 random_quantize=0.3)
     tl = sampler.apply(v["sampler"], t["features"])
     loss, acc = masked_token_cross_entropy(tl, t["token_target"], t["token_type"])
