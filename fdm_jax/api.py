@@ -47,7 +47,7 @@ from fdm_jax.io.images import InputError
 
 __all__ = ["Generator", "InputError", "PutFdm", "load", "prepare_image", "prepare_mask"]
 
-GENERATORS = ("lama", "tsgl_lama", "tsgl_medfe")
+from fdm_jax.inference.registry import GENERATORS  # noqa: E402  (the registry's one-result models)
 
 
 # -- input handling ------------------------------------------------------------------------------

@@ -180,7 +180,9 @@ def _define(fv) -> None:
     d = dict(flag_values=fv)
     flags.DEFINE_multi_string("checkpoint", None, "fdm_jax run directory, original .pth file (repeat for codec+FDM "
                               "and transformer), a directory of .pth files, or 'random'", **d)
-    flags.DEFINE_enum("model", "put_fdm", ["put_fdm", "lama", "tsgl_lama", "tsgl_medfe"],
+    from fdm_jax.inference.registry import REGISTRY
+
+    flags.DEFINE_enum("model", "put_fdm", list(REGISTRY),
                       "put_fdm (pluralistic, default), lama, tsgl_lama, tsgl_medfe", **d)
     flags.DEFINE_string("image", None, "image file", **d)
     flags.DEFINE_string("mask", None, "mask PNG (see --mask-polarity); or --mask-ratio", **d)

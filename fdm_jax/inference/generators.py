@@ -19,8 +19,7 @@ import numpy as np
 
 from fdm_jax.nn.padding import pad_to_modulo
 
-DEFAULT_CONFIGS = {"lama": "big_lama", "tsgl_lama": "tsgl_lama",
-                   "tsgl_medfe": "tsgl_medfe"}  # shipped config names (fdm_jax/cli/config_loading.py)
+from fdm_jax.inference import registry
 
 
 # Module-level jitted entry points with the (hashable, static) module definition and the variables and
@@ -56,30 +55,17 @@ def load(name: str, checkpoint: str, config_spec=None) -> Generator:
     ConfigDict, or None for the paper config of `name`."""
     from fdm_jax.cli.config_loading import load_config
 
-    if name not in DEFAULT_CONFIGS:
-        raise ValueError(f"--model {name!r}: expected one of put_fdm, {', '.join(DEFAULT_CONFIGS)}")
+    if name not in registry.GENERATORS:
+        raise ValueError(f"--model {name!r}: expected one of put_fdm, {', '.join(registry.GENERATORS)}")
+    entry = registry.get(name)
     if config_spec is None or isinstance(config_spec, str):
-        config = load_config(config_spec or DEFAULT_CONFIGS[name])
+        config = load_config(config_spec or entry.config)
     else:
         config, config_spec = config_spec, "(given config)"
-    if name == "lama":
-        from fdm_jax.convert.lama import load_generator
-        from fdm_jax.lama.generator import FFCResNetGenerator, random_variables
-
-        if config.get("model_name") != "lama":
-            raise ValueError(f"--config {config_spec}: not a Big-LaMa config (model_name {config.get('model_name')!r})")
-        model = FFCResNetGenerator(**config.model)
-        variables = random_variables(model, 0) if checkpoint == "random" else load_generator(checkpoint, model)
-        return Generator(name, config, model, variables)
-    from fdm_jax.convert.tsgl import build_generator, load_lama_generator, load_medfe_generator
-
-    if config.get("model_name") != name:
+    if registry.name_of(config) != name:
         raise ValueError(f"--config {config_spec}: not a {name} config (model_name {config.get('model_name')!r})")
-    model = build_generator(config.model)
-    if checkpoint == "random":
-        variables = _random_init(model, name)
-    else:
-        variables = (load_lama_generator if name == "tsgl_lama" else load_medfe_generator)(checkpoint, model)
+    model = entry.build(config)
+    variables = entry.random_variables(model, config) if checkpoint == "random" else entry.load_original(checkpoint, model)
     return Generator(name, config, model, variables)
 
 

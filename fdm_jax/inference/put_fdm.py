@@ -68,15 +68,14 @@ def load_put_fdm(checkpoints: Sequence[str], config_spec="paris"):
         return _load_runs(paths)
 
     from fdm_jax.cli.config_loading import load_config
-    from fdm_jax.put_fdm import build_models
+    from fdm_jax.inference import registry
 
+    entry = registry.get("put_fdm")
     config = load_config(config_spec) if isinstance(config_spec, str) else config_spec
-    models = build_models(config.model)
+    models = entry.build(config)
     if kind == "random":
-        return config, models, _random_variables(config, models)
-    from fdm_jax.convert.checkpoints import load_original_inpainting_model
-
-    return config, models, load_original_inpainting_model(paths, models)
+        return config, models, entry.random_variables(models, config)
+    return config, models, entry.load_original(paths, models)
 
 
 @functools.lru_cache(maxsize=None)
