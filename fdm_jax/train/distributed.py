@@ -7,7 +7,8 @@
 `initialize` calls `jax.distributed.initialize` only when the command runs as one of several
 processes: when the explicit arguments (train.py / evaluate.py --coordinator_address,
 --num_processes, --process_id) say so, or when the environment does (JAX's own
-JAX_COORDINATOR_ADDRESS; a SLURM step with more than one task; Open MPI with more than one rank; a
+JAX_COORDINATOR_ADDRESS; an srun step with more than one task (JAX then gives each task the
+GPU of its SLURM_LOCALID: one task per GPU); Open MPI with more than one rank; a
 multi-host Cloud TPU slice naming its workers in TPU_WORKER_HOSTNAMES or MEGASCALE_*; or
 FDM_JAX_DISTRIBUTED=1, which asks JAX's cluster auto-detection to find the rest). A plain single
 process never tries, so a laptop run does not wait for a coordinator.
@@ -47,10 +48,10 @@ def cluster_from_environment() -> str | None:
         return _ENV_FLAG
     if os.environ.get("JAX_COORDINATOR_ADDRESS"):
         return "JAX_COORDINATOR_ADDRESS"
-    if "SLURM_JOB_ID" in os.environ and "SLURM_PROCID" in os.environ:
-        tasks = _int_env("SLURM_STEP_NUM_TASKS") or _int_env("SLURM_NTASKS")
-        if tasks is not None and tasks > 1:
-            return "SLURM"
+    # srun sets SLURM_STEP_NUM_TASKS for its step; a batch script's own shell (one process) has only
+    # the job's SLURM_NTASKS, so a plain `python train.py` there stays a single process.
+    if "SLURM_JOB_ID" in os.environ and "SLURM_PROCID" in os.environ and (_int_env("SLURM_STEP_NUM_TASKS") or 0) > 1:
+        return "SLURM"
     if (_int_env("OMPI_COMM_WORLD_SIZE") or 0) > 1:
         return "Open MPI"
     hosts = os.environ.get("TPU_WORKER_HOSTNAMES") or os.environ.get("TPU_PROCESS_ADDRESSES") or ""
