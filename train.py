@@ -67,7 +67,8 @@ def _main(flags_) -> int:
     try:
         train(config, workdir, progress=not flags_.no_progress)
     except TrainingInterrupted as e:  # SIGTERM: checkpointed, a clean stop
-        print(f"{e}; run the same command again to resume")
+        if distributed.is_primary():
+            print(f"{e}; run the same command again to resume")
         return 0
     except (ValueError, FileNotFoundError, CheckpointError, TrainingError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -7,7 +7,10 @@ coordinator), against one process with 8 devices.
     the batch mean of the gradients is an all-reduce over the 8 devices, which XLA's in-process CPU
     collective and gloo's cross-process one sum in different orders (float32 is not associative); the
     losses differ in the last bit from step 1 (measured: |dparam| <= 1.5e-8 after 3 steps), hence
-    rtol 1e-5 / atol 1e-6 (a wrong row split or a missing gradient reduction is off by >= 1e-3).
+    rtol 1e-5 / atol 1e-6. Checked by breaking it: with every process loading process 0's rows, the
+    first parameter array compared after 3 steps is off by 2.3e-5 (0.4 % relative) and (a), (b) fail;
+    with every process writing as process 0, (d) fails (4 TensorBoard files); with every process
+    evaluating every chunk, (c) fails.
 (b) both processes SIGKILLed after the checkpoint of step 3 and restarted resume from it and end at
     step 12 with the parameters of the uninterrupted one-process run (same tolerance, same reason).
 (c) evaluate.py over 8 images as two processes writes the table and per-image records of one process.
@@ -280,3 +283,30 @@ def test_a_plain_process_does_not_join_a_cluster_and_launchers_are_detected(monk
     monkeypatch.setenv("TPU_WORKER_HOSTNAMES", "t1,t2,t3,t4")
     assert distributed.cluster_from_environment() == "Cloud TPU"
     assert distributed.initialize() is True and calls == [((), {})]  # JAX's auto-detection fills in the rest
+
+
+def test_per_process_records_merge_in_one_process_order(tmp_path):
+    """The gather step alone: records.jsonl plus the per-process files of an interrupted two-process
+    run load as one set (a torn last line dropped) and merge into records.jsonl in (bucket, image)
+    order, the per-process files removed."""
+    import json
+
+    from fdm_jax.evaluation.records import (_gt_path, _load_all_records, _merge_records, _part_path,
+                                            _sample_path)
+
+    def rec(bucket, i):
+        for p in [_gt_path(tmp_path, i), _sample_path(tmp_path, bucket, i, 0)]:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(b"png")
+        return json.dumps({"bucket": bucket, "index": i, "metrics": {"psnr": [float(i)]}}) + "\n"
+
+    (tmp_path / "records.jsonl").write_text(rec("0.2-0.4", 0))
+    _part_path(tmp_path, 1).write_text(rec("0.4-0.6", 3) + rec("0.2-0.4", 3) + '{"bucket": "0.4')  # torn
+    _part_path(tmp_path, 0).write_text(rec("0.4-0.6", 0) + rec("0.2-0.4", 1))
+    records = _load_all_records(tmp_path, 1)
+    assert sorted(records) == [("0.2-0.4", 0), ("0.2-0.4", 1), ("0.2-0.4", 3), ("0.4-0.6", 0), ("0.4-0.6", 3)]
+    _merge_records(tmp_path, records, ["0.2-0.4", "0.4-0.6"])
+    rows = [json.loads(x) for x in (tmp_path / "records.jsonl").read_text().splitlines()]
+    assert [(r["bucket"], r["index"]) for r in rows] == [("0.2-0.4", 0), ("0.2-0.4", 1), ("0.2-0.4", 3),
+                                                         ("0.4-0.6", 0), ("0.4-0.6", 3)]
+    assert not list(tmp_path.glob("records.p*.jsonl"))

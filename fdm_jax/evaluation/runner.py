@@ -248,14 +248,16 @@ def evaluate(model: InpaintingModel, source, masks, buckets: Sequence[Bucket], *
             bar.update(len(batch))
     finally:
         bar.close()
-    if nproc > 1:  # gather: every process's records, merged by process 0
-        barrier("fdm_jax_evaluate_sampled")
-        if primary:
+    # Gather: every process's records, merged into records.jsonl by process 0 (also the per-process
+    # files an interrupted multi-process run left, when a run with fewer processes finishes it).
+    barrier("fdm_jax_evaluate_sampled")
+    if primary:
+        if nproc > 1:
             records = _load_all_records(out, num_samples)
-            _merge_records(out, records, [b.label for b in buckets])
-        barrier("fdm_jax_evaluate_merged")
-        if not primary:
-            records = _load_all_records(out, num_samples, rewrite=False)
+        _merge_records(out, records, [b.label for b in buckets])
+    barrier("fdm_jax_evaluate_merged")
+    if not primary:
+        records = _load_all_records(out, num_samples, rewrite=False)
     if len(records) < total:
         return {"complete": False, "done": len(records), "total": total, "new": new, "out_dir": str(out)}
 

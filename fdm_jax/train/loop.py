@@ -55,6 +55,16 @@ class _StopOnSigterm:
     def _handle(self, signum, frame):
         self.requested = True
 
+    def agreed(self) -> bool:
+        """Whether any process was asked to stop. With several processes every one must stop (and
+        checkpoint, a collective) after the same step, and SIGTERM reaches them at different steps:
+        the flags are gathered after each step (a small host sync per step, multi-process only)."""
+        if jax.process_count() == 1:
+            return self.requested
+        from jax.experimental import multihost_utils
+
+        return bool(np.any(multihost_utils.process_allgather(np.asarray(self.requested))))
+
     def restore(self):
         import signal
 
@@ -223,11 +233,12 @@ def train_phase(config, workdir, *, run_root=None, devices=None, progress: bool 
                     raise TrainingError(f"[{name}] step {done}: non-finite {bad}; last good checkpoint: "
                                         f"{ckpt.latest_step()} in {ckpt.directory}")
                 bar.set_postfix(loss=f"{row['loss']:.4g}", img_s=f"{m['images_per_s']:.1f}")
-            save_now = done % int(run.checkpoint_every) == 0 or done == total or stop.requested
+            stopping = stop.agreed()
+            save_now = done % int(run.checkpoint_every) == 0 or done == total or stopping
             if save_now:
                 _check_finite(metrics, name, done, ckpt)  # a non-finite state never becomes a checkpoint
                 ckpt.save(done, state, iterator.get_state(), config_json)
-            if stop.requested:
+            if stopping:
                 raise TrainingInterrupted(f"[{name}] SIGTERM at step {done}: checkpoint {ckpt.directory}/{done} "
                                           "saved, training stopped")
             if int(run.sample_every) > 0 and (done % int(run.sample_every) == 0 or done == total):
