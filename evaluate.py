@@ -14,7 +14,10 @@ each image gets one mask per bucket whose hole ratio, measured at the model size
 Writes to --out: results.json, table.md (rows = methods, columns = metric x bucket, like the FDM
 paper's Table 1, with the paper's numbers when the config is Paris or Places), grid.png, and the
 samples and per-image metrics as they are produced. Running the same command again resumes: images
-already done are not redone. Same seed, same settings -> same files. How every metric is computed
+already done are not redone. Same seed, same settings -> same files. Several processes (hosts; the same
+command with --coordinator_address/--num_processes/--process_id, or under srun / a TPU slice) split
+the images and must share --out (one filesystem); process 0 merges their records and writes the
+table, which equals a one-process run's. How every metric is computed
 (the conventions of PUT's metric scripts): see fdm_jax/evaluation/.
 """
 
@@ -60,6 +63,9 @@ def _define(fv) -> None:
     for name in ("checkpoint", "data", "out"):
         flags.mark_flag_as_required(name, flag_values=fv)
     compilation_cache.define_flag(fv)
+    from fdm_jax.train import distributed
+
+    distributed.define_flags(fv)
 
 
 def main(argv=None) -> int:
@@ -71,7 +77,13 @@ def main(argv=None) -> int:
 
 def _main(args) -> int:
     from fdm_jax.cli import compilation_cache
+    from fdm_jax.train import distributed
 
+    try:  # before anything touches a JAX backend
+        distributed.initialize_from_flags(args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     compilation_cache.setup(args.compilation_cache)
 
     from fdm_jax.convert.pth_reader import PthFormatError
@@ -97,6 +109,8 @@ def _main(args) -> int:
     except (InputError, ConversionError, PthFormatError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if not distributed.is_primary():  # process 0 reports (it wrote the table)
+        return 0
     if not results["complete"]:
         print(f"stopped after {results['new']} new image(s): {results['done']} of {results['total']} done in "
               f"{results['out_dir']}; run the same command again to continue")

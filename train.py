@@ -11,6 +11,9 @@ Running the same command again resumes from the latest checkpoint in --workdir (
 checkpoint of the step reached and exits 0). Phases (config.phase): codec, sampler, fdm, fdm_tuning,
 or all (run.phases in order, each in <workdir>/<phase>). TSGL trains through the same loop:
 python train.py --config configs/tsgl_medfe.py:tiny (or tsgl_lama.py), phase 'generator'.
+Several processes (hosts, or one per GPU): start the same command in each, with
+--coordinator_address=HOST:PORT --num_processes=N --process_id=I, or under a launcher JAX detects
+(srun, a multi-host TPU slice); see README "Cluster" and fdm_jax/train/distributed.py.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ def _define(fv) -> None:
     from absl import flags
 
     from fdm_jax.cli import compilation_cache
+    from fdm_jax.train import distributed
 
     flags.DEFINE_string("workdir", None, "run directory (default: runs/<config name>)", flag_values=fv)
     flags.DEFINE_boolean("no-progress", False, "no progress bar (logs still go to metrics.jsonl)", flag_values=fv)
     compilation_cache.define_flag(fv)
+    distributed.define_flags(fv)
 
 
 def main(argv=None) -> int:
@@ -47,6 +52,13 @@ def _main(flags_) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
     workdir = Path(flags_.workdir or Path("runs") / Path(flags_.config_file).stem)
+    from fdm_jax.train import distributed
+
+    try:  # before anything touches a JAX backend
+        distributed.initialize_from_flags(flags_)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     compilation_cache.setup(flags_.compilation_cache)
 
     from fdm_jax.train import TrainingError, TrainingInterrupted, train
@@ -55,12 +67,14 @@ def _main(flags_) -> int:
     try:
         train(config, workdir, progress=not flags_.no_progress)
     except TrainingInterrupted as e:  # SIGTERM: checkpointed, a clean stop
-        print(f"{e}; run the same command again to resume")
+        if distributed.is_primary():
+            print(f"{e}; run the same command again to resume")
         return 0
     except (ValueError, FileNotFoundError, CheckpointError, TrainingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"done: {workdir}")
+    if distributed.is_primary():
+        print(f"done: {workdir}")
     return 0
 
 

@@ -56,10 +56,14 @@ def define_flag(flag_values) -> None:
 
 def notice(what: str) -> None:
     """One line on stderr before a program's first compilation in this process, saying where the
-    compiled program is kept for the next process (or that nothing is kept)."""
+    compiled program is kept for the next process (or that nothing is kept). Process 0 only, in a
+    multi-process run (the others compile the same program)."""
     import sys
 
     import jax
+
+    if jax.process_index() != 0:
+        return
 
     where = (f"cached in {jax.config.jax_compilation_cache_dir} for next time"
              if jax.config.jax_enable_compilation_cache and jax.config.jax_compilation_cache_dir

@@ -39,7 +39,7 @@ def _check_manifest(out: Path, manifest: dict) -> bool:
     anything (a bad checkpoint, too few masks) does not pin its settings on the folder."""
     path = out / "manifest.json"
     if not path.is_file():
-        if (out / "records.jsonl").exists():
+        if (out / "records.jsonl").exists() or any(out.glob("records.p*.jsonl")):
             raise EvaluationError(f"--out {out}: holds records.jsonl but no manifest.json; use an empty folder")
         return False
     try:
@@ -70,10 +70,46 @@ def _mask_path(out: Path, label: str, index: int) -> Path:
     return out / "masks" / label / f"{index:05d}.png"
 
 
-def _load_records(out: Path, num_samples: int) -> dict[tuple[str, int], dict]:
+def _part_path(out: Path, process: int) -> Path:
+    """The records file of process `process` of a multi-process evaluation (merged into records.jsonl
+    by process 0 at the end of the run)."""
+    return out / f"records.p{process:04d}.jsonl"
+
+
+def _record_files(out: Path) -> list[Path]:
+    return [p for p in [out / "records.jsonl"] + sorted(out.glob("records.p*.jsonl")) if p.is_file()]
+
+
+def _load_all_records(out: Path, num_samples: int, *, rewrite: bool = True) -> dict[tuple[str, int], dict]:
+    """The records of records.jsonl and of any per-process files a multi-process run left (see
+    `_load_records`); rewrite=False only reads (the processes other than 0, which cleans the files)."""
+    records: dict[tuple[str, int], dict] = {}
+    for path in _record_files(out):
+        records.update(_load_records(out, num_samples, path, rewrite=rewrite))
+    return records
+
+
+def _merge_records(out: Path, records: dict[tuple[str, int], dict], bucket_order: list[str]) -> None:
+    """records.jsonl := every record, in the order of a one-process run (bucket, then image); the
+    per-process files are removed. Process 0 only, after every process has finished writing."""
+    parts = sorted(out.glob("records.p*.jsonl"))
+    if not parts:
+        return
+    rank = {b: k for k, b in enumerate(bucket_order)}
+    rows = sorted(records.values(), key=lambda r: (rank.get(r["bucket"], len(rank)), int(r["index"])))
+    path = out / "records.jsonl"
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(json.dumps(r, allow_nan=True) + "\n" for r in rows))
+    os.replace(tmp, path)
+    for part in parts:
+        part.unlink()
+
+
+def _load_records(out: Path, num_samples: int, path: Path | None = None, *, rewrite: bool = True
+                  ) -> dict[tuple[str, int], dict]:
     """Records whose files all exist; a torn last line (a run killed mid-write) is dropped and the
     file rewritten without it, and so are records whose PNGs are missing (they are redone)."""
-    path = out / "records.jsonl"
+    path = out / "records.jsonl" if path is None else path
     if not path.is_file():
         return {}
     lines = path.read_text().splitlines()
@@ -96,16 +132,16 @@ def _load_records(out: Path, num_samples: int) -> dict[tuple[str, int], dict]:
             records[key] = r
         else:
             dropped = True
-    if dropped:
+    if dropped and rewrite:
         tmp = path.with_suffix(".jsonl.tmp")
         tmp.write_text("".join(json.dumps(r, allow_nan=True) + "\n" for r in records.values()))
         os.replace(tmp, path)
     return records
 
 
-def _append_records(out: Path, records: list[dict]) -> None:
+def _append_records(out: Path, records: list[dict], path: Path | None = None) -> None:
     # One write per batch, then fsync: a crash loses at most the batch in flight.
-    with open(out / "records.jsonl", "a") as f:
+    with open(out / "records.jsonl" if path is None else path, "a") as f:
         f.write("".join(json.dumps(r, allow_nan=True) + "\n" for r in records))
         f.flush()
         os.fsync(f.fileno())
@@ -136,8 +172,8 @@ def _to_uint8(images: np.ndarray) -> np.ndarray:
     return np.clip(np.asarray(images, np.float32), 0, 255).astype(np.uint8)
 
 
-def _load_or_assign(out: Path, masks, buckets, n: int, size: int, seed: int, fresh: bool = False
-                    ) -> dict[str, list[dict]]:
+def _load_or_assign(out: Path, masks, buckets, n: int, size: int, seed: int, fresh: bool = False,
+                    write: bool = True) -> dict[str, list[dict]]:
     path = out / "masks.json"
     if path.is_file() and not fresh:
         saved = json.loads(path.read_text())
@@ -145,5 +181,6 @@ def _load_or_assign(out: Path, masks, buckets, n: int, size: int, seed: int, fre
             return saved
         raise EvaluationError(f"{path}: does not hold one mask per image for buckets {[b.label for b in buckets]}")
     assignment = assign_masks(masks, buckets, n, size, seed)
-    _write_json(path, assignment)
+    if write:
+        _write_json(path, assignment)
     return assignment

@@ -13,9 +13,9 @@ import numpy as np
 
 from fdm_jax.evaluation.buckets import Bucket, EvaluationError, unit_key
 from fdm_jax.evaluation.models import InpaintingModel
-from fdm_jax.evaluation.records import (FORMAT, _append_records, _check_manifest, _gt_path, _load_or_assign,
-                                        _load_records, _mask_path, _read_png, _sample_path, _to_uint8, _write_json,
-                                        _write_mask_png, _write_png)
+from fdm_jax.evaluation.records import (FORMAT, _append_records, _check_manifest, _gt_path, _load_all_records,
+                                        _load_or_assign, _mask_path, _merge_records, _part_path, _read_png,
+                                        _sample_path, _to_uint8, _write_json, _write_mask_png, _write_png)
 from fdm_jax.evaluation.report import render_table, _write_grid, _write_plots
 
 METRICS = ("fid", "lpips", "ssim", "psnr", "mae", "l1", "diversity")
@@ -151,7 +151,15 @@ def evaluate(model: InpaintingModel, source, masks, buckets: Sequence[Bucket], *
     max_new_images: stop once at least this many not-yet-done images were processed (whole
     batches); the returned dict then has complete=False and nothing is aggregated: call again to
     continue. fid_features: images (B, H, W, 3) uint8 -> (B, D) features for FID (default: the FID
-    Inception with PUT's pytorch-fid preprocessing). Returns the results (also in results.json)."""
+    Inception with PUT's pytorch-fid preprocessing). Returns the results (also in results.json).
+
+    Several JAX processes (fdm_jax/train/distributed.py): every process runs this with the same
+    arguments and `out_dir` on a filesystem they all see. The fixed image chunks are dealt out
+    round-robin (chunk c of every bucket to process c mod P, so one process writes each ground
+    truth); each process samples its chunks on its own devices and appends its records to
+    `records.p<k>.jsonl`; after a barrier process 0 merges them into records.jsonl (in a one-process
+    run's order), aggregates and writes results.json, table.md, grid.png and the plots. A chunk's
+    samples depend only on its images and keys, so the files equal a one-process run's."""
     metrics = resolve_metrics(metrics, num_samples)
     if batch_size < 1:
         raise EvaluationError(f"--batch-size {batch_size}: must be at least 1")
@@ -184,12 +192,31 @@ def evaluate(model: InpaintingModel, source, masks, buckets: Sequence[Bucket], *
     manifest = {"format": FORMAT, "checked": checked,
                 "info": {"method": model.name, "data_path": data_info.get("path"),
                          "masks_path": masks_info.get("path")}}
-    has_manifest = _check_manifest(out, manifest)
+    import jax
+
+    from fdm_jax.train.distributed import barrier
+
+    pid, nproc = jax.process_index(), jax.process_count()
+    primary = pid == 0
+    progress = progress and primary
+    has_manifest = _check_manifest(out, manifest)  # every process: a mismatch stops each one alike
 
     # Without a manifest nothing was recorded: a masks.json there is from a failed run, maybe with
-    # other settings, so the assignment is made afresh.
-    assignment = _load_or_assign(out, masks, buckets, n, model.size, seed, fresh=not has_manifest)
-    records = _load_records(out, num_samples)
+    # other settings, so the assignment is made afresh. Process 0 writes masks.json and cleans torn
+    # record files; the others read them after it.
+    if primary:
+        assignment = _load_or_assign(out, masks, buckets, n, model.size, seed, fresh=not has_manifest)
+        records = _load_all_records(out, num_samples)
+        if nproc > 1 and not has_manifest:
+            # Several processes: written before any of them records (a record file without a
+            # manifest is refused on resume); the model has loaded by now.
+            _write_json(out / "manifest.json", manifest)
+    barrier("fdm_jax_evaluate_setup")
+    has_manifest = has_manifest or nproc > 1
+    if not primary:
+        assignment = _load_or_assign(out, masks, buckets, n, model.size, seed, fresh=False, write=False)
+        records = _load_all_records(out, num_samples, rewrite=False)
+    records_path = out / "records.jsonl" if nproc == 1 else _part_path(out, pid)
     lpips_params = None
     if "lpips" in unit_metrics or "diversity" in unit_metrics:
         from fdm_jax.metrics.lpips import load_lpips
@@ -197,7 +224,8 @@ def evaluate(model: InpaintingModel, source, masks, buckets: Sequence[Bucket], *
         lpips_params = load_lpips(lpips_net)
 
     total = len(buckets) * n
-    chunks = [(b, list(range(s, min(s + batch_size, n)))) for b in buckets for s in range(0, n, batch_size)]
+    chunks = [(b, list(range(s, min(s + batch_size, n)))) for b in buckets for s in range(0, n, batch_size)
+              if (s // batch_size) % nproc == pid]
     new = 0
     bar = _bar(total, len(records), progress)
     try:
@@ -210,24 +238,41 @@ def evaluate(model: InpaintingModel, source, masks, buckets: Sequence[Bucket], *
             batch = _run_batch(model, source, masks, out, bucket, chunk, todo, assignment[bucket.label], names,
                                num_samples, seed, batch_size, paste_known, unit_metrics, lpips_params)
             if not has_manifest:  # written after the first success, before the first record
-                _write_json(out / "manifest.json", manifest)
+                if primary:
+                    _write_json(out / "manifest.json", manifest)
                 has_manifest = True
-            _append_records(out, batch)
+            _append_records(out, batch, records_path)
             for r in batch:
                 records[(r["bucket"], r["index"])] = r
             new += len(batch)
             bar.update(len(batch))
     finally:
         bar.close()
+    # Gather: every process's records, merged into records.jsonl by process 0 (also the per-process
+    # files an interrupted multi-process run left, when a run with fewer processes finishes it).
+    barrier("fdm_jax_evaluate_sampled")
+    if primary:
+        if nproc > 1:
+            records = _load_all_records(out, num_samples)
+        _merge_records(out, records, [b.label for b in buckets])
+    barrier("fdm_jax_evaluate_merged")
+    if not primary:
+        records = _load_all_records(out, num_samples, rewrite=False)
     if len(records) < total:
         return {"complete": False, "done": len(records), "total": total, "new": new, "out_dir": str(out)}
 
-    results = _aggregate(out, model, buckets, records, names, metrics, num_samples, fid_features, batch_size,
-                         checked, manifest["info"])
-    _write_json(out / "results.json", results)
-    (out / "table.md").write_text(render_table(results))
-    _write_grid(out, buckets, assignment, names, num_samples, min(grid_images, n))
-    _write_plots(out, results)
+    if primary:
+        results = _aggregate(out, model, buckets, records, names, metrics, num_samples, fid_features, batch_size,
+                             checked, manifest["info"])
+        _write_json(out / "results.json", results)
+        (out / "table.md").write_text(render_table(results))
+        _write_grid(out, buckets, assignment, names, num_samples, min(grid_images, n))
+        _write_plots(out, results)
+    barrier("fdm_jax_evaluate_written")
+    if not primary:
+        import json
+
+        results = json.loads((out / "results.json").read_text())
     return results
 
 

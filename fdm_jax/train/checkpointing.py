@@ -9,7 +9,10 @@ Orbax writes each checkpoint into a temporary directory and renames it when comp
 killed mid-save leaves the previous checkpoint intact and the partial one is ignored. `save` returns
 only once the checkpoint is committed: with orbax's asynchronous saves training ran on while a save
 was in flight, so a kill then lost the steps since the previous checkpoint plus those trained during
-the save (more than one interval); now a kill loses at most one checkpoint interval. A checkpoint that
+the save (more than one interval); now a kill loses at most one checkpoint interval. With several
+processes (fdm_jax/train/distributed.py) every process calls save and restore, as orbax requires: each
+writes the shards of the arrays it holds (replicated state: process 0 writes it) and orbax commits the
+step once all are done; the directory must be one path all processes see (a shared filesystem, or GCS). A checkpoint that
 does not restore (truncated file, bad metadata) is skipped for the newest one that does, and renamed
 `<step>.corrupt` (never deleted) so the step can be saved again.
 """
@@ -88,10 +91,15 @@ class Checkpointer:
             except CheckpointError as e:
                 failed.append((step, e))
                 continue
-            for bad, e in failed:
-                kept = _move_aside(self.directory / str(bad))
-                log(f"skipped: {str(e).splitlines()[0][:300]}; kept as {kept.name}; resuming from step {step}")
-            if failed:
+            if failed:  # several processes: every one has failed on the same files; process 0 renames
+                from fdm_jax.train.distributed import barrier, is_primary
+
+                barrier("fdm_jax_checkpoint_skip_start")
+                for bad, e in failed:
+                    kept = _move_aside(self.directory / str(bad)) if is_primary() else \
+                        self.directory / f"{bad}.corrupt"
+                    log(f"skipped: {str(e).splitlines()[0][:300]}; kept as {kept.name}; resuming from step {step}")
+                barrier("fdm_jax_checkpoint_skip_done")
                 self.manager.reload()
             return step, state, data, config
         if failed:
@@ -128,8 +136,9 @@ def load_trained_variables(path, step: int | None = None) -> tuple[dict, dict]:
     out, errors = None, []
     for s in steps:  # the newest that restores; a damaged newer one is reported, not fatal
         try:
-            out = manager.restore(s, args=ocp.args.Composite(state=ocp.args.StandardRestore(),
-                                                             config=ocp.args.JsonRestore()))
+            out = manager.restore(s, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(_local_target(directory / str(s) / "state")),
+                config=ocp.args.JsonRestore()))
         except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many kinds on damaged files
             errors.append(f"{directory}/{s}: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
             continue
@@ -151,6 +160,18 @@ def load_trained_variables(path, step: int | None = None) -> tuple[dict, dict]:
             raise CheckpointError(f"{directory}/{step}: codec parameters without a 'codebook'")
         variables["codec"]["codebook"] = jax.tree_util.tree_map(jnp.asarray, state["codebook"])
     return variables, config
+
+
+def _local_target(state_dir: Path):
+    """The saved state's shapes and dtypes on this process's first device: a checkpoint restores
+    whatever the device count or process count of the run that saved it (without a target orbax
+    reuses the saved sharding, and a multi-process checkpoint is then a 'topology mismatch')."""
+    meta = ocp.StandardCheckpointer().metadata(state_dir)
+    tree = getattr(meta, "item_metadata", meta)
+    tree = getattr(tree, "tree", tree)
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return jax.tree_util.tree_map(
+        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device) if hasattr(m, "shape") else m, tree)
 
 
 def _move_aside(path: Path) -> Path:

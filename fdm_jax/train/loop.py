@@ -9,6 +9,9 @@ data iterator included), so an interrupted run ends with the parameters an unint
 Faults: a kill loses at most one checkpoint interval; a damaged newest checkpoint is skipped for the
 newest good one (checkpointing.py); SIGTERM checkpoints the step reached and raises
 TrainingInterrupted (train.py exits 0); a non-finite loss stops the run before that state is saved.
+Several processes (fdm_jax/train/distributed.py): the mesh spans every process's devices, each
+process loads its rows of the global batch, all take part in checkpoints; only process 0 prints and
+writes metrics.jsonl, TensorBoard, sample grids and plots.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from fdm_jax.train.checkpointing import PHASE_ORDER, Checkpointer, load_trained_variables
-from fdm_jax.train.metrics_log import MetricsLog, plot_metrics, write_grid
+from fdm_jax.train.distributed import is_primary
+from fdm_jax.train.metrics_log import MetricsLog, NullMetricsLog, plot_metrics, write_grid
 
 
 
@@ -50,6 +54,16 @@ class _StopOnSigterm:
 
     def _handle(self, signum, frame):
         self.requested = True
+
+    def agreed(self) -> bool:
+        """Whether any process was asked to stop. With several processes every one must stop (and
+        checkpoint, a collective) after the same step, and SIGTERM reaches them at different steps:
+        the flags are gathered after each step (a small host sync per step, multi-process only)."""
+        if jax.process_count() == 1:
+            return self.requested
+        from jax.experimental import multihost_utils
+
+        return bool(np.any(multihost_utils.process_allgather(np.asarray(self.requested))))
 
     def restore(self):
         import signal
@@ -144,6 +158,9 @@ def train_phase(config, workdir, *, run_root=None, devices=None, progress: bool 
 
     workdir = Path(workdir)
     run_root = Path(run_root) if run_root is not None else workdir.parent
+    primary = is_primary()
+    say = (lambda msg: print(msg, flush=True)) if primary else (lambda msg: None)
+    progress = progress and primary
     run = config.run
     name = config.phase
     mesh = data_mesh(devices)
@@ -170,11 +187,11 @@ def train_phase(config, workdir, *, run_root=None, devices=None, progress: bool 
     ckpt = Checkpointer(workdir / "checkpoints", max_to_keep=int(run.keep_checkpoints))
     target = jax.tree_util.tree_map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                                     abstract, state_sharding)
-    restored = ckpt.restore_newest(target, log=lambda msg: print(f"[{name}] {msg}", flush=True))
+    restored = ckpt.restore_newest(target, log=lambda msg: say(f"[{name}] {msg}"))
     if restored is not None:
         start, state, data_state, _ = restored
         iterator.set_state(data_state)
-        print(f"[{name}] resumed from {ckpt.directory}/{start}")
+        say(f"[{name}] resumed from {ckpt.directory}/{start}")
     else:
         start = 0
         init = _init_variables_for(phase, load_init_variables(str(pcfg.init_from), run_root))
@@ -183,8 +200,11 @@ def train_phase(config, workdir, *, run_root=None, devices=None, progress: bool 
     batch_sharding = NamedSharding(mesh, P("data"))
     step_fn = jax.jit(phase.train_step, in_shardings=(state_sharding, batch_sharding),
                       out_shardings=(state_sharding, replicated), donate_argnums=(0,))
-    preview_fn = jax.jit(phase.preview)
-    log = MetricsLog(workdir, tensorboard=bool(run.tensorboard), resume_step=start)
+    # Replicated output: every process holds the whole grid (a device_get of a batch-sharded result
+    # would need the other processes' rows); process 0 writes it.
+    preview_fn = jax.jit(phase.preview, out_shardings=replicated)
+    log = MetricsLog(workdir, tensorboard=bool(run.tensorboard), resume_step=start) if primary \
+        else NullMetricsLog(workdir)
     config_json = config.to_json_best_effort()
     bar = tqdm(total=total, initial=start, desc=f"train {name}", unit="step", disable=not progress,
                dynamic_ncols=True)
@@ -213,16 +233,18 @@ def train_phase(config, workdir, *, run_root=None, devices=None, progress: bool 
                     raise TrainingError(f"[{name}] step {done}: non-finite {bad}; last good checkpoint: "
                                         f"{ckpt.latest_step()} in {ckpt.directory}")
                 bar.set_postfix(loss=f"{row['loss']:.4g}", img_s=f"{m['images_per_s']:.1f}")
-            save_now = done % int(run.checkpoint_every) == 0 or done == total or stop.requested
+            stopping = stop.agreed()
+            save_now = done % int(run.checkpoint_every) == 0 or done == total or stopping
             if save_now:
                 _check_finite(metrics, name, done, ckpt)  # a non-finite state never becomes a checkpoint
                 ckpt.save(done, state, iterator.get_state(), config_json)
-            if stop.requested:
+            if stopping:
                 raise TrainingInterrupted(f"[{name}] SIGTERM at step {done}: checkpoint {ckpt.directory}/{done} "
                                           "saved, training stopped")
             if int(run.sample_every) > 0 and (done % int(run.sample_every) == 0 or done == total):
-                write_grid(workdir / "samples" / f"step_{done:07d}.png",
-                           jax.device_get(preview_fn(state, fixed_preview)))
+                grid = jax.device_get(preview_fn(state, fixed_preview))  # every process: one program
+                if primary:
+                    write_grid(workdir / "samples" / f"step_{done:07d}.png", grid)
             bar.update(1)
     finally:
         stop.restore()
@@ -230,7 +252,8 @@ def train_phase(config, workdir, *, run_root=None, devices=None, progress: bool 
         ckpt.wait()
         ckpt.close()
         log.close()
-    plot_metrics(log.path, workdir / "loss_curves.png")  # beside TensorBoard, for a quick look
+    if primary:
+        plot_metrics(log.path, workdir / "loss_curves.png")  # beside TensorBoard, for a quick look
     return state
 
 
@@ -250,8 +273,9 @@ def train(config, workdir, *, devices=None, progress: bool = True):
         cfg.phase = p
         states[p] = train_phase(cfg, workdir / p, run_root=workdir, devices=devices, progress=progress)
     if "sampler" in phases and ("fdm" in phases or "fdm_tuning" in phases):
-        path = write_inpainting_samples(config, workdir)
-        print(f"inpainted samples: {path}")
+        path = write_inpainting_samples(config, workdir)  # every process samples; process 0 writes
+        if is_primary():
+            print(f"inpainted samples: {path}")
     return states
 
 
@@ -294,4 +318,5 @@ def write_inpainting_samples(config, run_root, *, num_images: int = 4, num_sampl
     columns = {"masked input": images * masks}
     columns.update({f"sample {k}": samples[k] for k in range(num_samples)})
     columns["original"] = images
-    return write_grid(Path(run_root) / "inpainted_samples.png", columns)
+    path = Path(run_root) / "inpainted_samples.png"
+    return write_grid(path, columns) if is_primary() else path

@@ -61,6 +61,20 @@ class MetricsLog:
             self._tb.close()
 
 
+class NullMetricsLog:
+    """What the processes other than process 0 of a multi-process run hold instead of a MetricsLog:
+    the same interface, nothing written (one metrics.jsonl and one TensorBoard log per run)."""
+
+    def __init__(self, workdir):
+        self.path = Path(workdir) / "metrics.jsonl"
+
+    def write(self, step: int, metrics: dict) -> dict:
+        return {"step": int(step), "time": time.time(), **{k: float(np.asarray(v)) for k, v in metrics.items()}}
+
+    def close(self):
+        pass
+
+
 def read_metrics(path) -> list[dict]:
     """The rows of a metrics.jsonl in step order, one per step (the last written wins; a torn last line
     from a killed run is ignored)."""
