@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import sys
 import types
+import warnings
 from typing import Callable, Sequence
 
 from absl import flags
@@ -112,9 +113,12 @@ def parse_flags(argv: Sequence[str] | None, *, prog: str, doc: str = "",
         raise HelpRequested(f"{doc.rstrip()}\n\nflags:\n{fv.get_help()}")
     try:
         # Without --config on the command line, config_flags loads the default and defines the
-        # override flags here, at definition time.
-        _define(fv, full, default, define)
-        rest = fv(full)
+        # override flags here, at definition time. Its loader uses the deprecated load_module (see
+        # above); that warning is config_flags' own business, not the user's.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*load_module\(\) method is deprecated", category=DeprecationWarning)
+            _define(fv, full, default, define)
+            rest = fv(full)
     except (flags.Error, AttributeError, KeyError, OSError, TypeError, ValueError) as e:
         raise CommandLineError(_one_line(e, argv, default)) from None
     if len(rest) > 1:
