@@ -42,7 +42,8 @@ def tiny_config(variant: str, *, max_steps: int = 2, checkpoint_every: int = 100
         c.data.train_preprocess.random_crop = False
         c.data.train_preprocess.horizon_flip = False
         mg.provided_mask_file_range = (1, 2)  # Places365_val_00000267.png: 34 % holes
-        c.optimizer.step_lr_epochs = 1000
+        if "step_lr_epochs" in c.optimizer:  # MEDFE's StepLR; TSGL-LaMa has no scheduler (a locked config
+            c.optimizer.step_lr_epochs = 1000  # rejects the key a LaMa optimizer does not have)
     c.run.max_steps = max_steps
     c.run.checkpoint_every = checkpoint_every
     c.run.sample_every = sample_every
