@@ -30,7 +30,7 @@ USES = [  # (the fdm_jax.nn object, the modules that use it)
     ("resize.nearest_resize", ["fdm_jax.tsgl.spade"]),
     ("resize.nearest_downsample", ["fdm_jax.put_fdm", "fdm_jax.put_fdm.patch_decoder"]),
     ("padding.pad_to_modulo", ["fdm_jax.lama.generator", "fdm_jax.lama.refine", "fdm_jax.inference.generators"]),
-    ("layers.conv_transpose2d", ["fdm_jax.lama.generator", "fdm_jax.tsgl.medfe"]),
+    ("layers.ConvTranspose2d", ["fdm_jax.lama.generator", "fdm_jax.tsgl.medfe", "fdm_jax.put_fdm.patch_decoder"]),
     ("params.count_params", ["fdm_jax.summary", "fdm_jax.convert.tsgl", "fdm_jax.lama.generator"]),
     ("params.abstract_variables", ["fdm_jax.convert.put_fdm", "fdm_jax.convert.lama", "fdm_jax.convert.tsgl",
                                    "fdm_jax.convert.discriminator", "fdm_jax.losses.vgg", "fdm_jax.losses.discriminator",

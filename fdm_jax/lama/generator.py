@@ -29,33 +29,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from fdm_jax.lama.ffc import FFCBnAct, FFCResnetBlock, ReflectConv, Split, batch_norm, reflect_pad
-from fdm_jax.nn.layers import conv_transpose2d, torch_uniform_init
+from fdm_jax.nn.layers import ConvTranspose2d
 from fdm_jax.nn.padding import pad_to_modulo
 from fdm_jax.nn.params import abstract_variables, count_params
 
 OUT_ACTIVATIONS = {"sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh, "none": lambda x: x}
-
-
-class ConvTranspose2d(nn.Module):
-    """`nn.ConvTranspose2d(k, stride, padding, output_padding, bias=True)` on NHWC input
-    (fdm_jax.nn.layers.conv_transpose2d): LaMa's k3 s2 p1 op1 pads the dilated input (1, 2), which
-    Flax's 'SAME' would get wrong. Kernel stored (kh, kw, in, out) = torch weight.transpose(2, 3, 0, 1).
-    """
-
-    features: int
-    kernel_size: int = 3
-    stride: int = 2
-    padding: int = 1
-    output_padding: int = 1
-
-    @nn.compact
-    def __call__(self, x):
-        k = self.kernel_size
-        init = torch_uniform_init(self.features * k * k)  # PyTorch's fan_in uses weight dim 1 (out)
-        kernel = self.param("kernel", init, (k, k, x.shape[-1], self.features))
-        y = conv_transpose2d(x, kernel, stride=self.stride, padding=self.padding,
-                             output_padding=self.output_padding)
-        return y + self.param("bias", init, (self.features,))
 
 
 class UpBlock(nn.Module):
@@ -65,7 +43,8 @@ class UpBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        return nn.relu(batch_norm("bn")(ConvTranspose2d(self.features, name="conv")(x), train))
+        up = ConvTranspose2d(self.features, kernel_size=3, output_padding=1, name="conv")  # pads the dilated input (1, 2)
+        return nn.relu(batch_norm("bn")(up(x), train))
 
 
 class FFCResNetGenerator(nn.Module):

@@ -8,6 +8,8 @@ that no layer depends on Flax's 'SAME' conventions.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -86,22 +88,25 @@ def conv_transpose2d(x: jax.Array, kernel: jax.Array, *, stride: int, padding: i
 
 
 class ConvTranspose2d(nn.Module):
-    """`torch.nn.ConvTranspose2d` on NHWC input (`conv_transpose2d` plus bias), PyTorch's default init."""
+    """`torch.nn.ConvTranspose2d` on NHWC input (`conv_transpose2d` plus bias). Default init is
+    PyTorch's (fan_in from weight dim 1, i.e. out_ch * k * k); a port whose original re-initialises
+    (TSGL-MEDFE's N(0, 0.02), zero bias) passes kernel_init / bias_init."""
 
     features: int
     kernel_size: int = 4
     stride: int = 2
     padding: int = 1
+    output_padding: int = 0
+    kernel_init: Callable | None = None
+    bias_init: Callable | None = None
 
     @nn.compact
     def __call__(self, x):
         k = self.kernel_size
-        in_ch = x.shape[-1]
-        # PyTorch computes the ConvTranspose2d fan_in from weight dim 1, i.e. out_ch * k * k.
-        init = torch_uniform_init(self.features * k * k)
-        kernel = self.param("kernel", init, (k, k, in_ch, self.features))
-        y = conv_transpose2d(x, kernel, stride=self.stride, padding=self.padding)
-        return y + self.param("bias", init, (self.features,))
+        default = torch_uniform_init(self.features * k * k)
+        kernel = self.param("kernel", self.kernel_init or default, (k, k, x.shape[-1], self.features))
+        y = conv_transpose2d(x, kernel, stride=self.stride, padding=self.padding, output_padding=self.output_padding)
+        return y + self.param("bias", self.bias_init or default, (self.features,))
 
 
 class LinearResBlock(nn.Module):

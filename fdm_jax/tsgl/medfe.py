@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from fdm_jax.nn.layers import conv_transpose2d
+from fdm_jax.nn.layers import ConvTranspose2d
 from fdm_jax.nn.resize import resize_bilinear, upsample_nearest2x
 from fdm_jax.tsgl.spade import (BN_EPS, LRELU_SLOPE, SPADE_HIDDEN, BatchNorm, Conv2d, SPADEResnetBlock,
                                   conv2d, normal_init)
@@ -557,22 +557,6 @@ class CrossLayerBalance(nn.Module):
 
 # ------------------------------------------------------------------------------------ decoders
 
-class ConvTranspose2d(nn.Module):
-    """nn.ConvTranspose2d(k4, s2, p1) with N(0, 0.02) weights and zero bias (init_weights)."""
-
-    features: int
-    kernel_size: int = 4
-    stride: int = 2
-    padding: int = 1
-
-    @nn.compact
-    def __call__(self, x):
-        k = self.kernel_size
-        kernel = self.param("kernel", normal_init, (k, k, x.shape[-1], self.features))
-        return conv_transpose2d(x, kernel, stride=self.stride, padding=self.padding) + self.param(
-            "bias", nn.initializers.zeros, (self.features,))
-
-
 class DecoderBlock(nn.Module):
     """model.py:UnetSkipConnectionDBlock: ReLU -> ConvTranspose2d(k4 s2 p1) -> BatchNorm (tanh if outermost)."""
 
@@ -581,7 +565,9 @@ class DecoderBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        y = ConvTranspose2d(self.features, name="conv")(nn.relu(x))
+        # nn.ConvTranspose2d(k4, s2, p1) with init_weights' N(0, 0.02) weights and zero bias
+        up = ConvTranspose2d(self.features, kernel_init=normal_init, bias_init=nn.initializers.zeros, name="conv")
+        y = up(nn.relu(x))
         return jnp.tanh(y) if self.outermost else BatchNorm(name="bn")(y, train)
 
 
