@@ -188,11 +188,12 @@ def test_iterator_batches_are_deterministic_pure_functions():
             ex = it.example(s, i)
             for k in batch:
                 np.testing.assert_array_equal(batch[k][i], ex[k])
-    # Same seed -> same batches, whatever the number of threads; another seed -> others.
-    threaded = _iterator(src, num_workers=3)
-    for batch in batches:
-        _equal(batch, next(threaded))
-    threaded.close()
+    # Same seed -> same batches, whatever the number of grain threads or worker processes; another
+    # seed -> others.
+    for kw in (dict(num_threads=3), dict(num_workers=2, num_threads=1)):
+        with _iterator(src, **kw) as parallel:
+            for batch in batches:
+                _equal(batch, next(parallel))
     other = next(_iterator(src, seed=4))
     assert not np.array_equal(other["image"], batches[0]["image"])
     assert not np.array_equal(batches[0]["image"], batches[1]["image"])
@@ -215,16 +216,16 @@ def test_every_epoch_visits_every_image_once():
 
 def test_resume_gives_identical_batches():
     src = ArrayImageSource(_images(9))
-    ref = _iterator(src, num_workers=2)
+    ref = _iterator(src, num_threads=2)
     expected = [next(ref) for _ in range(7)]  # 2 steps per epoch: crosses 3 epoch boundaries
     ref.close()
     for k in (0, 1, 2, 3, 5):
-        it = _iterator(src, num_workers=2)
+        it = _iterator(src, num_threads=3)
         for _ in range(k):
             next(it)
         state = json.loads(json.dumps(it.get_state()))
         it.close()
-        resumed = _iterator(src, num_workers=0)
+        resumed = _iterator(src, num_threads=0)
         resumed.set_state(state)
         for want in expected[k:]:
             _equal(next(resumed), want)
@@ -245,7 +246,7 @@ def test_corrupt_image_is_skipped_with_a_warning(tmp_path):
     _write_folder(tmp_path / "d", 5, broken=("broken.jpg",))
     src = FolderImageSource(tmp_path / "d", ("png", "jpg"))
     bad = [src.name(i) for i in range(len(src))].index("broken.jpg")
-    it = _iterator(src, global_batch=3, num_workers=2)
+    it = _iterator(src, global_batch=3, num_threads=2)
     with pytest.warns(UserWarning, match="broken.jpg") as record:
         batches = [next(it) for _ in range(4)]  # 2 steps per epoch, 2 epochs: the broken file is drawn
     assert sum("broken.jpg" in str(w.message) for w in record) == 1  # warned once
