@@ -3,7 +3,10 @@ move to orbax's v1 API touches this file only.
 
 A checkpoint at step s holds three items:
   * `state`  - the TrainState pytree (params, EMA codebook, optimizer and discriminator state, key);
-  * `data`   - the training iterator's position (JSON), so a resumed run sees the same batches;
+  * `data`   - the training iterator's state, written by grain's orbax checkpoint handler
+               (`data/process_<i>-of-<n>.json`, one per process), so a resumed run sees the same
+               batches; checkpoints from before the grain pipeline hold it as orbax JSON and still
+               restore;
   * `config` - the run's config (JSON), so inference and later phases can rebuild the models.
 Orbax writes each checkpoint into a temporary directory and renames it when complete, so a run
 killed mid-save leaves the previous checkpoint intact and the partial one is ignored. `save` returns
@@ -23,6 +26,7 @@ import json
 import warnings
 from pathlib import Path
 
+import grain
 import jax
 import jax.numpy as jnp
 import orbax.checkpoint as ocp
@@ -42,13 +46,14 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
-    def save(self, step: int, state, data_state: dict, config_json: str) -> None:
-        """Saves and waits until the checkpoint is committed (see the module doc); a failed write (disk
+    def save(self, step: int, state, iterator, config_json: str) -> None:
+        """Saves `state`, the data iterator (a grain DatasetIterator, fdm_jax.data.pipeline) and the
+        config, and waits until the checkpoint is committed (see the module doc); a failed write (disk
         full, ...) is a CheckpointError naming the step, the previous checkpoints untouched."""
         try:
             self.manager.save(int(step), args=ocp.args.Composite(
                 state=ocp.args.StandardSave(state),
-                data=ocp.args.JsonSave(data_state),
+                data=grain.checkpoint.CheckpointSave(iterator),
                 config=ocp.args.JsonSave(json.loads(config_json))))
             self.manager.wait_until_finished()
         except OSError as e:
@@ -60,34 +65,56 @@ class Checkpointer:
         return sorted(int(p.name) for p in self.directory.iterdir() if p.name.isdigit()) \
             if self.directory.is_dir() else []
 
-    def restore(self, abstract_state, step: int | None = None):
-        """(state, data_state, config dict) of `step` (default: the latest). `abstract_state` is a
-        pytree of jax.ShapeDtypeStruct with the shardings wanted now (any device count)."""
+    def _data_args(self, step: int, iterator):
+        """How to restore the `data` item into `iterator`: grain's handler for this process's file;
+        the state file of another process when the process count changed (every process's iterator
+        state is the same global position); orbax JSON for a checkpoint from before grain."""
+        data_dir = self.directory / str(step) / "data"
+        index, count = jax.process_index(), jax.process_count()
+        if (data_dir / f"process_{index}-of-{count}.json").exists():
+            return "grain", grain.checkpoint.CheckpointRestore(iterator)
+        others = sorted(data_dir.glob("process_*-of-*.json"))
+        if others:
+            return "file", others[0]
+        return "json", ocp.args.JsonRestore()
+
+    def restore(self, abstract_state, step: int | None = None, iterator=None):
+        """(state, config dict) of `step` (default: the latest); `iterator`, when given, is set to the
+        saved data position. `abstract_state` is a pytree of jax.ShapeDtypeStruct with the shardings
+        wanted now (any device count)."""
         step = self.latest_step() if step is None else step
         if step is None:
             raise CheckpointError(f"no checkpoint in {self.directory}")
+        args = dict(state=ocp.args.StandardRestore(abstract_state), config=ocp.args.JsonRestore())
+        how = None
+        if iterator is not None:
+            how, data_arg = self._data_args(step, iterator)
+            if how != "file":
+                args["data"] = data_arg
         try:
-            out = self.manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract_state),
-                data=ocp.args.JsonRestore(),
-                config=ocp.args.JsonRestore()))
+            out = self.manager.restore(step, args=ocp.args.Composite(**args))
+            if how == "json":
+                iterator.set_state(out["data"])
+            elif how == "file":
+                iterator.set_state(json.loads(data_arg.read_text()))
         except (ValueError, KeyError, TypeError) as e:
             raise CheckpointError(f"checkpoint {self.directory}/{step} does not match this config's train "
                                   f"state ({type(e).__name__}: {str(e)[:500]})") from e
         except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many kinds on damaged files
             raise CheckpointError(f"checkpoint {self.directory}/{step} cannot be read "
                                   f"({type(e).__name__}: {str(e)[:500]})") from e
-        return out["state"], out["data"], out["config"]
+        return out["state"], out["config"]
 
-    def restore_newest(self, abstract_state, log=print):
-        """(step, state, data_state, config) of the newest checkpoint that restores cleanly, or None when
+    def restore_newest(self, abstract_state, iterator=None, log=print):
+        """(step, state, config) of the newest checkpoint that restores cleanly (`iterator` set to its
+        data position), or None when
         there is none. Newer ones that fail are reported through `log` and renamed `<step>.corrupt`
         (kept for inspection, out of orbax's way), but only once an older one restored: when none
         restores the cause is the config, not the files, and nothing is renamed."""
         failed = []
         for step in sorted(self.manager.all_steps(), reverse=True):
             try:
-                state, data, config = self.restore(abstract_state, step)
+                state, config = self.restore(abstract_state, step, iterator)
             except CheckpointError as e:
                 failed.append((step, e))
                 continue
@@ -101,7 +128,7 @@ class Checkpointer:
                     log(f"skipped: {str(e).splitlines()[0][:300]}; kept as {kept.name}; resuming from step {step}")
                 barrier("fdm_jax_checkpoint_skip_done")
                 self.manager.reload()
-            return step, state, data, config
+            return step, state, config
         if failed:
             raise failed[0][1]
         return None

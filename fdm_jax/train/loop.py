@@ -175,7 +175,8 @@ def train_phase(config, workdir, *, run_root=None, devices=None, progress: bool 
     source = build_source(config.data, "train")
     iterator = TrainIterator(source, config.masks[name], config.data.train_preprocess, size=config.image_size,
                              seed=int(config.seed), global_batch=global_batch,
-                             provided=provided_masks(config, name), example_fn=example_fn(config))
+                             provided=provided_masks(config, name), example_fn=example_fn(config),
+                             num_workers=int(config.data.num_workers))
     steps_per_epoch = iterator.steps_per_epoch
     phase = make_phase(config, steps_per_epoch)
     total = int(run.max_steps) if int(run.max_steps) > 0 else phase.total_steps
@@ -187,10 +188,9 @@ def train_phase(config, workdir, *, run_root=None, devices=None, progress: bool 
     ckpt = Checkpointer(workdir / "checkpoints", max_to_keep=int(run.keep_checkpoints))
     target = jax.tree_util.tree_map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                                     abstract, state_sharding)
-    restored = ckpt.restore_newest(target, log=lambda msg: say(f"[{name}] {msg}"))
+    restored = ckpt.restore_newest(target, iterator, log=lambda msg: say(f"[{name}] {msg}"))
     if restored is not None:
-        start, state, data_state, _ = restored
-        iterator.set_state(data_state)
+        start, state, _ = restored  # the iterator is restored in place (grain's checkpoint handler)
         say(f"[{name}] resumed from {ckpt.directory}/{start}")
     else:
         start = 0
@@ -237,7 +237,7 @@ def train_phase(config, workdir, *, run_root=None, devices=None, progress: bool 
             save_now = done % int(run.checkpoint_every) == 0 or done == total or stopping
             if save_now:
                 _check_finite(metrics, name, done, ckpt)  # a non-finite state never becomes a checkpoint
-                ckpt.save(done, state, iterator.get_state(), config_json)
+                ckpt.save(done, state, iterator, config_json)
             if stopping:
                 raise TrainingInterrupted(f"[{name}] SIGTERM at step {done}: checkpoint {ckpt.directory}/{done} "
                                           "saved, training stopped")
@@ -249,6 +249,7 @@ def train_phase(config, workdir, *, run_root=None, devices=None, progress: bool 
     finally:
         stop.restore()
         bar.close()
+        iterator.close()  # grain's worker processes, if any
         ckpt.wait()
         ckpt.close()
         log.close()
