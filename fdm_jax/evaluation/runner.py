@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import grain
 import numpy as np
 
 from fdm_jax.evaluation.buckets import Bucket, EvaluationError, unit_key
@@ -227,15 +228,16 @@ def evaluate(model: InpaintingModel, source, masks, buckets: Sequence[Bucket], *
     chunks = [(b, list(range(s, min(s + batch_size, n)))) for b in buckets for s in range(0, n, batch_size)
               if (s // batch_size) % nproc == pid]
     new = 0
+    work = [(bucket, chunk, todo) for bucket, chunk in chunks
+            if (todo := [i for i in chunk if (bucket.label, i) not in records])]
+    loaded = iter(chunk_loader(model.preprocess, source, masks, model.size,
+                               [(chunk, [assignment[b.label][i]["mask_index"] for i in chunk]) for b, chunk, _ in work]))
     bar = _bar(total, len(records), progress)
     try:
-        for bucket, chunk in chunks:
-            todo = [i for i in chunk if (bucket.label, i) not in records]
-            if not todo:
-                continue
+        for (bucket, chunk, todo), (images, msks) in zip(work, loaded):
             if max_new_images is not None and new >= max_new_images:
                 break
-            batch = _run_batch(model, source, masks, out, bucket, chunk, todo, assignment[bucket.label], names,
+            batch = _run_batch(model, images, msks, out, bucket, chunk, todo, assignment[bucket.label], names,
                                num_samples, seed, batch_size, paste_known, unit_metrics, lpips_params)
             if not has_manifest:  # written after the first success, before the first record
                 if primary:
@@ -248,6 +250,7 @@ def evaluate(model: InpaintingModel, source, masks, buckets: Sequence[Bucket], *
             bar.update(len(batch))
     finally:
         bar.close()
+        loaded.close()
     # Gather: every process's records, merged into records.jsonl by process 0 (also the per-process
     # files an interrupted multi-process run left, when a run with fewer processes finishes it).
     barrier("fdm_jax_evaluate_sampled")
@@ -285,17 +288,35 @@ def _bar(total: int, initial: int, enabled: bool):
                 disable=not enabled)
 
 
-def _run_batch(model, source, masks, out, bucket, chunk, todo, assigned, names, num_samples, seed, batch_size,
+class _LoadChunk(grain.transforms.Map):
+    """A chunk's images (eval preprocessing, float32) and their assigned masks ((H, W, 1) float32, 1 = known)."""
+
+    def __init__(self, preprocess, source, masks, size: int):
+        self.preprocess, self.source, self.masks, self.size = preprocess, source, masks, size
+
+    def map(self, item):
+        chunk, mask_indices = item
+        images = [np.asarray(self.preprocess(self.source.load(i)), np.float32) for i in chunk]
+        msks = [self.masks.load(m, self.size)[..., None].astype(np.float32) for m in mask_indices]
+        return images, msks
+
+
+def chunk_loader(preprocess, source, masks, size: int, items, *, num_threads: int = 2):
+    """The evaluation loader, a grain pipeline: items [(image indices, mask indices)] -> (images, masks)
+    per chunk, read on `num_threads` threads ahead of the model (at most two chunks in flight)."""
+    items = list(items)
+    if not items:  # everything recorded already
+        return grain.MapDataset.range(0).to_iter_dataset()
+    ds = grain.MapDataset.source(items).map(_LoadChunk(preprocess, source, masks, size))
+    return ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2))
+
+
+def _run_batch(model, images, msks, out, bucket, chunk, todo, assigned, names, num_samples, seed, batch_size,
                paste_known, unit_metrics, lpips_params) -> list[dict]:
     """Sample the whole fixed chunk (padded to batch_size by repeating its last image) so that its
     images always run in the same batch; write the `todo` images' files and return their records."""
     import jax
 
-    images, msks = [], []
-    for i in chunk:
-        images.append(np.asarray(model.preprocess(source.load(i)), np.float32))
-        m = masks.load(assigned[i]["mask_index"], model.size)
-        msks.append(m[..., None].astype(np.float32))
     pad = batch_size - len(chunk)
     keys = [unit_key(seed, bucket.label, i) for i in chunk]
     x = np.stack(images + images[-1:] * pad)
