@@ -131,7 +131,7 @@ def test_model_fields_are_the_constructor_arguments(configs):
         "ema_eps"}
     assert set(model.sampler.keys()) == {
         "num_layers", "width", "num_heads", "mlp_ratio", "seq_len", "num_tokens", "feature_dim",
-        "layer_norm_eps", "attention"}
+        "layer_norm_eps", "attention", "scan_blocks"}
     assert set(model.fdm.keys()) == {"embed_dim", "num_res_blocks"}
     assert set(configs[PARIS].sampling.keys()) == {
         "top_k", "num_token_per_iter", "temperature", "schedule", "num_passes"}

@@ -120,4 +120,15 @@ def _load_runs(dirs: list[str]):
         raise InputError(f"--checkpoint {', '.join(dirs)}: no {', '.join(missing)} weights in these runs "
                          f"(train phases codec/sampler/fdm[_tuning], or give the run root holding them)")
     config = ml_collections.ConfigDict(saved)
-    return config, build_models(config.model), variables
+    models = build_models(config.model)
+    return config, models, with_sampler_layout(variables, models)
+
+
+def with_sampler_layout(variables: dict, models: dict) -> dict:
+    """`variables` with the sampler's parameters in the layout its module needs (model.sampler.scan_blocks:
+    stacked or per block), whichever layout the checkpoint was saved in."""
+    from fdm_jax.put_fdm.feature_sampler import match_layout
+
+    if "sampler" not in variables or "sampler" not in models:
+        return variables
+    return {**variables, "sampler": match_layout(variables["sampler"], models["sampler"])}

@@ -9,6 +9,8 @@ the unmasked half of the codebook.
 
 from __future__ import annotations
 
+import re
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -72,29 +74,47 @@ class SelfAttention(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-LN block: x + proj(attn(ln1(x))); then + mlp(ln2(x))."""
+    """Pre-LN block: x + proj(attn(ln1(x))); then + mlp(ln2(x)).
+
+    scanned: the body of `nn.scan` (FeatureSampler.scan_blocks): called as block(x, None), it sows its
+    output ('block_out') and head-mean attention ('block_attn') itself and returns (x, None), so that the scan
+    stacks only what is asked for (the sown values, when `intermediates` is mutable)."""
 
     num_heads: int
     mlp_ratio: int = 4
     layer_norm_eps: float = 1e-5
     attention: str = "einsum"
+    scanned: bool = False
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, _=None):
         c = x.shape[-1]
         a, att = SelfAttention(self.num_heads, self.attention, name="attn")(LayerNorm(self.layer_norm_eps, name="ln1")(x))
         x = x + a
         h = LayerNorm(self.layer_norm_eps, name="ln2")(x)
         h = Linear(self.mlp_ratio * c, kernel_init=_linear_init, name="mlp_fc1")(h)
         h = Linear(c, kernel_init=_linear_init, name="mlp_fc2")(gelu2(h))
-        return x + h, att
+        x = x + h
+        if not self.scanned:
+            return x, att
+        self.sow("intermediates", "block_out", x)  # not 'attn': that name is the attention submodule's
+        if att is not None:
+            self.sow("intermediates", "block_attn", att)
+        return x, None
 
 
 class FeatureSampler(nn.Module):
     """MaskedImageInpaintingTransformer. Field names follow configs/*.py `model.sampler`.
 
     __call__(features (B, L, feature_dim)) -> logits (B, L, num_tokens). Each block's output and
-    head-averaged attention are sown into the `intermediates` collection when it is mutable.
+    head-averaged attention are sown into the `intermediates` collection when it is mutable
+    (`block_intermediates` gives them the same names in both layouts).
+
+    scan_blocks: False keeps one parameter subtree per block (`block_0` ... `block_{n-1}`, the layout
+    of the converted original checkpoints and of every saved run); True runs the blocks as one
+    `nn.scan` over a stacked subtree `blocks` (each leaf with a leading axis of num_layers), so the
+    program holds one block and its compile time does not grow with the depth. `stack_blocks` /
+    `unstack_blocks` convert between the two layouts (`match_layout` picks the one a module needs).
     """
 
     num_layers: int = 35
@@ -106,6 +126,7 @@ class FeatureSampler(nn.Module):
     feature_dim: int = 256
     layer_norm_eps: float = 1e-5
     attention: str = "einsum"  # or "dot_product" (jax.nn.dot_product_attention; SelfAttention's doc)
+    scan_blocks: bool = False  # nn.scan over the blocks (stacked parameters `blocks`); class doc
 
     @nn.compact
     def __call__(self, features: jax.Array) -> jax.Array:
@@ -115,10 +136,87 @@ class FeatureSampler(nn.Module):
                 "(the positional embedding has one entry per patch of the training image size)")
         x = Linear(self.width, kernel_init=_linear_init, name="emb_proj")(features)
         x = x + self.param("pos_emb", nn.initializers.zeros, (1, self.seq_len, self.width))
-        for i in range(self.num_layers):
-            x, att = Block(self.num_heads, self.mlp_ratio, self.layer_norm_eps, self.attention, name=f"block_{i}")(x)
-            self.sow("intermediates", f"block{i}_out", x)
-            if att is not None:
-                self.sow("intermediates", f"block{i}_attn", att)
+        if self.scan_blocks:
+            # One traced block, its parameters stacked on axis 0; a new init key per block (as the
+            # unrolled blocks get); the sown outputs/attentions stacked on axis 0 too.
+            blocks = nn.scan(Block, variable_axes={"params": 0, "intermediates": 0},
+                             split_rngs={"params": True, "dropout": True}, length=self.num_layers)
+            x, _ = blocks(self.num_heads, self.mlp_ratio, self.layer_norm_eps, self.attention, scanned=True,
+                          name=SCANNED)(x, None)
+        else:
+            for i in range(self.num_layers):
+                x, att = Block(self.num_heads, self.mlp_ratio, self.layer_norm_eps, self.attention,
+                               name=f"block_{i}")(x)
+                self.sow("intermediates", f"block{i}_out", x)
+                if att is not None:
+                    self.sow("intermediates", f"block{i}_attn", att)
         x = LayerNorm(self.layer_norm_eps, name="ln_f")(x)
         return Linear(self.num_tokens, kernel_init=_linear_init, name="to_logits")(x)
+
+
+# -- the two parameter layouts ----------------------------------------------------------------------
+
+SCANNED = "blocks"  # the scanned layout's subtree (FeatureSampler(scan_blocks=True))
+_BLOCK = re.compile(r"block_(\d+)$")
+
+
+def _split(tree):
+    """(params, rebuild): the sampler's params, from a params dict or a variables dict {'params': ...}."""
+    if "params" in tree:
+        return tree["params"], lambda p: {**tree, "params": p}
+    return tree, lambda p: p
+
+
+def is_scanned(tree) -> bool:
+    """Whether a sampler params (or variables) tree is in the scanned layout."""
+    return SCANNED in _split(tree)[0]
+
+
+def stack_blocks(tree):
+    """Per-block layout (`block_0` ... `block_{n-1}`) -> scanned layout (`blocks`, every leaf stacked
+    on a new axis 0 in block order). Takes the params or a variables dict {'params': ...} (other
+    collections kept); a tree already scanned is returned as is. Exact (a copy of the values)."""
+    params, rebuild = _split(tree)
+    if SCANNED in params:
+        return tree
+    index = {int(m.group(1)): k for k in params if (m := _BLOCK.match(k))}
+    if not index:
+        raise ValueError(f"stack_blocks: no block_<i> subtrees in the sampler parameters ({sorted(params)})")
+    if sorted(index) != list(range(len(index))):
+        raise ValueError(f"stack_blocks: block indices {sorted(index)} are not 0..{len(index) - 1}")
+    blocks = [params[index[i]] for i in range(len(index))]
+    out = {k: v for k, v in params.items() if not _BLOCK.match(k)}
+    out[SCANNED] = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *blocks)
+    return rebuild(out)
+
+
+def unstack_blocks(tree):
+    """Scanned layout (`blocks`) -> per-block layout (`block_0` ...), the inverse of `stack_blocks`
+    (params or variables; a per-block tree is returned as is)."""
+    params, rebuild = _split(tree)
+    if SCANNED not in params:
+        return tree
+    stacked = params[SCANNED]
+    n = {int(leaf.shape[0]) for leaf in jax.tree_util.tree_leaves(stacked)}
+    if len(n) != 1:
+        raise ValueError(f"unstack_blocks: stacked leaves disagree on the number of blocks ({sorted(n)})")
+    out = {k: v for k, v in params.items() if k != SCANNED}
+    for i in range(n.pop()):
+        out[f"block_{i}"] = jax.tree_util.tree_map(lambda leaf, i=i: leaf[i], stacked)
+    return rebuild(out)
+
+
+def match_layout(tree, sampler: FeatureSampler):
+    """Sampler params/variables in the layout `sampler` needs (`scan_blocks`), from either layout:
+    what loads checkpoints and converted weights into a scanned or an unrolled sampler."""
+    return stack_blocks(tree) if sampler.scan_blocks else unstack_blocks(tree)
+
+
+def block_intermediates(intermediates) -> dict:
+    """The sampler's sown `intermediates` -> {'block{i}_out': (B, L, C), 'block{i}_attn': (B, L, L)} in
+    either layout (the scanned one sows them stacked under `blocks`)."""
+    out = {name: value[0] for name, value in intermediates.items() if name != SCANNED}
+    for name, (value,) in intermediates.get(SCANNED, {}).items():
+        for i in range(value.shape[0]):
+            out[f"block{i}_{name[len('block_'):]}"] = value[i]
+    return out
