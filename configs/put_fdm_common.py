@@ -100,6 +100,11 @@ def fdm_config():
 
 def model_config():
     m = ConfigDict()
+    # this port: the computation dtype of the codec, sampler and FDM, 'float32' (the original's) or
+    # 'bfloat16' (matmuls/convolutions in bfloat16; parameters, LayerNorm statistics, attention
+    # softmax, the sampler's residual stream and logits, the codebook search and the returned
+    # images stay float32). Measured difference: benchmarks/results/bf16_difference_cpu.json.
+    m.dtype = "float32"
     m.codec = codec_config()
     m.sampler = sampler_config()
     m.fdm = fdm_config()

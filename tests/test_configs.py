@@ -124,7 +124,7 @@ def test_tiny_has_the_same_structure(configs):
 
 def test_model_fields_are_the_constructor_arguments(configs):
     model = configs[PARIS].model
-    assert set(model.keys()) == {"codec", "sampler", "fdm"}
+    assert set(model.keys()) == {"dtype", "codec", "sampler", "fdm"}
     assert set(model.codec.keys()) == {
         "res_ch", "encoder_out_ch", "embed_dim", "decoder_in_ch", "num_embed",
         "masked_embed_start", "patch_size", "in_ch", "out_ch", "num_res_blocks", "ema_decay",
