@@ -145,7 +145,8 @@ class FeatureSampler(nn.Module):
     attention: str = "einsum"  # or "dot_product" (jax.nn.dot_product_attention; SelfAttention's doc)
     scan_blocks: bool = False  # nn.scan over the blocks (stacked parameters `blocks`); class doc
     # Computation dtype of the matmuls ('float32' or 'bfloat16'); parameters are float32 either way,
-    # LayerNorm statistics, attention softmax, the residual stream and the logits float32 (class doc).
+    # LayerNorm statistics, attention softmax, the residual stream and the logits float32 (the
+    # comments in LayerNorm, SelfAttention, Block and __call__ say why).
     dtype: Any = "float32"
 
     @nn.compact
@@ -171,8 +172,8 @@ class FeatureSampler(nn.Module):
                 self.sow("intermediates", f"block{i}_out", x)
                 if att is not None:
                     self.sow("intermediates", f"block{i}_attn", att)
-        # ln_f and to_logits in float32 whatever dtype (one width x num_tokens matmul, ~1/400 of the
-        # FLOPs): the sequential schedule ranks positions by their max logit and top-K filters by
+        # ln_f and to_logits in float32 whatever dtype (one width x num_tokens matmul, under 1 % of
+        # the FLOPs): the sequential schedule ranks positions by their max logit and top-K filters by
         # value, so the ordering of the logits must not be decided by bfloat16 rounding (logit gaps
         # below ~0.4 % of their size tie or swap in bfloat16).
         x = LayerNorm(self.layer_norm_eps, name="ln_f")(x)
