@@ -81,6 +81,12 @@ def sampler_config():
     c.feature_dim = 256  # modeling/vector_predictor/transformer.py: MaskedImageInpaintingTransformer(embed_dim=256) default (not set in the YAML); = quantizer e_dim
     c.layer_norm_eps = 1e-5  # modeling/vector_predictor/transformer_block.py: nn.LayerNorm(n_embd) (PyTorch default eps 1e-5; Flax default is 1e-6)
     c.attention = "einsum"  # this port: 'dot_product' = jax.nn.dot_product_attention (same numbers on CPU, fused kernels on GPU/TPU)
+    # this port: True runs the 35 identical blocks as one nn.scan over stacked parameters (subtree
+    # `blocks`, leading axis num_layers), so compile time does not grow with depth (measured in
+    # benchmarks/results/scan_compile_cpu.json); False (default) keeps one subtree per block
+    # (`block_<i>`), the layout of saved runs. Either layout loads into either setting
+    # (fdm_jax.put_fdm.feature_sampler.stack_blocks / unstack_blocks); outputs agree to float32 rounding.
+    c.scan_blocks = False
     return c
 
 
@@ -94,6 +100,11 @@ def fdm_config():
 
 def model_config():
     m = ConfigDict()
+    # this port: the computation dtype of the codec, sampler and FDM, 'float32' (the original's) or
+    # 'bfloat16' (matmuls/convolutions in bfloat16; parameters, LayerNorm statistics, attention
+    # softmax, the sampler's residual stream and logits, the codebook search and the returned
+    # images stay float32). Measured difference: benchmarks/results/bf16_difference_cpu.json.
+    m.dtype = "float32"
     m.codec = codec_config()
     m.sampler = sampler_config()
     m.fdm = fdm_config()

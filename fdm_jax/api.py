@@ -283,14 +283,16 @@ class Generator:
 
 # -- loading -------------------------------------------------------------------------------------
 
-def load(checkpoint: str | Path | Sequence[str | Path], config=None) -> PutFdm | Generator:
+def load(checkpoint: str | Path | Sequence[str | Path], config=None, dtype: str | None = None) -> PutFdm | Generator:
     """A model from a checkpoint.
 
     checkpoint: an fdm_jax training run directory (its config travels with it); original PUT + FDM
     `.pth` files (a list, or a directory of them) with `config` naming the paper setting (default
     configs/paris.py); an original Big-LaMa / TSGL checkpoint with `config` naming configs/big_lama.py,
     tsgl_lama.py or tsgl_medfe.py; or "random" (random weights of `config`, a smoke test). `config`:
-    a config file[:variant], a shipped config's name ("paris:tiny") or a ConfigDict.
+    a config file[:variant], a shipped config's name ("paris:tiny") or a ConfigDict. `dtype` (PUT +
+    FDM): 'bfloat16' computes in bfloat16 with float32 parameters, 'float32' as the original; None:
+    the config's model.dtype (float32 unless set).
     """
     from fdm_jax.cli.config_loading import load_config
 
@@ -303,8 +305,10 @@ def load(checkpoint: str | Path | Sequence[str | Path], config=None) -> PutFdm |
 
             if len(paths) != 1:
                 raise InputError(f"checkpoint: {name} takes one checkpoint file, got {len(paths)}")
+            if dtype not in (None, "float32"):
+                raise InputError(f"dtype {dtype!r}: only PUT + FDM models take a computation dtype, not {name}")
             return Generator(gi.load(name, paths[0], config))
     from fdm_jax.inference.put_fdm import load_put_fdm
 
-    cfg, models, variables = load_put_fdm(paths, config if config is not None else "paris")
+    cfg, models, variables = load_put_fdm(paths, config if config is not None else "paris", dtype=dtype)
     return PutFdm(cfg, models, variables)

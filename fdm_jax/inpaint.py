@@ -125,7 +125,7 @@ def run(args) -> Path:
     from fdm_jax.io.visualize import labelled_grid
 
     raw, raw_mask = _read_inputs(args)
-    model = load(args.checkpoint, args.config)
+    model = load(args.checkpoint, args.config, dtype=args.dtype)
     image, mask = _prepare_inputs(args, model.image_size, raw, raw_mask)
     # The run's sampling settings unless given on the command line (the demo's sampler needs top_k 2).
     samples = model.inpaint(image.astype(np.uint8), mask, key=jax.random.key(args.seed), num_samples=args.num_samples,
@@ -199,6 +199,8 @@ def _define(fv) -> None:
     flags.DEFINE_integer("num-passes", None, "transformer passes of the parallel schedule (default: the config's "
                          "sampling.num_passes)", lower_bound=1, **d)
     flags.DEFINE_boolean("no-fdm", False, "decode without the FDM (PUT features only)", **d)
+    flags.DEFINE_enum("dtype", None, ["float32", "bfloat16"], "computation dtype of put_fdm (default: the "
+                      "config's model.dtype, float32): bfloat16 matmuls with float32 parameters", **d)
     flags.DEFINE_boolean("paste-known", False, "paste the known input pixels into the samples", **d)
     flags.DEFINE_boolean("refine", False, "multiscale feature refinement (--model lama, tsgl_lama)", **d)
     flags.DEFINE_integer("refine-n-iters", None, "forward passes per refined scale (original: 15)", **d)
@@ -209,6 +211,8 @@ def _define(fv) -> None:
         flags.mark_flag_as_required(name, flag_values=fv)
     flags.register_validator("refine", lambda v: not v or fv["model"].value in ("lama", "tsgl_lama"),
                              "--refine needs --model lama or tsgl_lama", **d)
+    flags.register_validator("dtype", lambda v: v is None or fv["model"].value == "put_fdm",
+                             "--dtype applies to --model put_fdm only", **d)
     flags.register_multi_flags_validator(["mask", "mask-ratio"], lambda f: (f["mask"] is None) != (f["mask-ratio"] is None),
                                          "give exactly one of --mask and --mask-ratio", **d)
     compilation_cache.define_flag(fv)

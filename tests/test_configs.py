@@ -124,14 +124,14 @@ def test_tiny_has_the_same_structure(configs):
 
 def test_model_fields_are_the_constructor_arguments(configs):
     model = configs[PARIS].model
-    assert set(model.keys()) == {"codec", "sampler", "fdm"}
+    assert set(model.keys()) == {"dtype", "codec", "sampler", "fdm"}
     assert set(model.codec.keys()) == {
         "res_ch", "encoder_out_ch", "embed_dim", "decoder_in_ch", "num_embed",
         "masked_embed_start", "patch_size", "in_ch", "out_ch", "num_res_blocks", "ema_decay",
         "ema_eps"}
     assert set(model.sampler.keys()) == {
         "num_layers", "width", "num_heads", "mlp_ratio", "seq_len", "num_tokens", "feature_dim",
-        "layer_norm_eps", "attention"}
+        "layer_norm_eps", "attention", "scan_blocks"}
     assert set(model.fdm.keys()) == {"embed_dim", "num_res_blocks"}
     assert set(configs[PARIS].sampling.keys()) == {
         "top_k", "num_token_per_iter", "temperature", "schedule", "num_passes"}

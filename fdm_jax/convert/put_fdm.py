@@ -22,6 +22,7 @@ import numpy as np
 from fdm_jax.nn.layout import TORCH_TO_FLAX, torch_shape
 from fdm_jax.nn.params import abstract_variables
 from fdm_jax.put_fdm import FeatureDequantizer, FeatureSampler, PatchVQVAE
+from fdm_jax.put_fdm.feature_sampler import match_layout
 
 
 class ConversionError(ValueError):
@@ -157,9 +158,12 @@ def convert_fdm(state_dict, fdm: FeatureDequantizer, what: str = "FDM state_dict
 
 
 def convert_sampler(state_dict, sampler: FeatureSampler, what: str = "transformer state_dict") -> dict:
-    """MaskedImageInpaintingTransformer.state_dict() -> FeatureSampler variables {params}."""
-    abstract = abstract_variables(sampler, jnp.zeros((1, sampler.seq_len, sampler.feature_dim)))
-    return convert_with(abstract, state_dict, _sampler_key, what)
+    """MaskedImageInpaintingTransformer.state_dict() -> FeatureSampler variables {params}, in the
+    layout of `sampler` (a scanned sampler, scan_blocks=True, gets its blocks stacked: the keys are
+    matched block by block on the per-block layout, then `stack_blocks`)."""
+    unrolled = sampler.clone(scan_blocks=False)
+    abstract = abstract_variables(unrolled, jnp.zeros((1, sampler.seq_len, sampler.feature_dim)))
+    return match_layout(convert_with(abstract, state_dict, _sampler_key, what), sampler)
 
 
 # --- InpaintingModel checkpoints (`temp`, `content_codec.*`, `fdm.*`, `generator.*`, `loss.*`) -------

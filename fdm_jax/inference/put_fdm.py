@@ -60,18 +60,21 @@ def resolve_checkpoints(checkpoints: Sequence[str]) -> tuple[str, list[str]]:
     return ("runs", project) if project else ("pth", files)
 
 
-def load_put_fdm(checkpoints: Sequence[str], config_spec="paris"):
+def load_put_fdm(checkpoints: Sequence[str], config_spec="paris", dtype: str | None = None):
     """(config, models, variables) of a PUT + FDM model; see the module docstring. `config_spec`
-    (a spec string or a ConfigDict) gives the model sizes of .pth files and 'random'."""
+    (a spec string or a ConfigDict) gives the model sizes of .pth files and 'random'. `dtype`
+    ('float32' | 'bfloat16'; None: the config's model.dtype, float32 for runs saved without one)
+    replaces config.model.dtype: the computation dtype (the parameters load as float32 either way)."""
     kind, paths = resolve_checkpoints(checkpoints)
     if kind == "runs":
-        return _load_runs(paths)
+        return _load_runs(paths, dtype)
 
     from fdm_jax.cli.config_loading import load_config
     from fdm_jax.inference import registry
 
     entry = registry.get("put_fdm")
     config = load_config(config_spec) if isinstance(config_spec, str) else config_spec
+    config = _with_dtype(config, dtype)
     models = entry.build(config)
     if kind == "random":
         return config, models, entry.random_variables(models, config)
@@ -102,7 +105,22 @@ def _random_variables(config, models) -> dict:
     }
 
 
-def _load_runs(dirs: list[str]):
+def _with_dtype(config, dtype: str | None):
+    """`config` with model.dtype = dtype (a copy; the caller's config is left alone); None: as is."""
+    if dtype is None:
+        return config
+    from fdm_jax.io.images import InputError
+    from fdm_jax.put_fdm import DTYPES
+
+    if dtype not in DTYPES:
+        raise InputError(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+    config = config.copy_and_resolve_references()
+    with config.unlocked():
+        config.model.dtype = dtype
+    return config
+
+
+def _load_runs(dirs: list[str], dtype: str | None = None):
     """fdm_jax training runs (a run root with phase folders, or phase folders): the model sizes come
     from the checkpoints' own config."""
     import ml_collections
@@ -119,5 +137,16 @@ def _load_runs(dirs: list[str]):
     if missing:
         raise InputError(f"--checkpoint {', '.join(dirs)}: no {', '.join(missing)} weights in these runs "
                          f"(train phases codec/sampler/fdm[_tuning], or give the run root holding them)")
-    config = ml_collections.ConfigDict(saved)
-    return config, build_models(config.model), variables
+    config = _with_dtype(ml_collections.ConfigDict(saved), dtype)
+    models = build_models(config.model)
+    return config, models, with_sampler_layout(variables, models)
+
+
+def with_sampler_layout(variables: dict, models: dict) -> dict:
+    """`variables` with the sampler's parameters in the layout its module needs (model.sampler.scan_blocks:
+    stacked or per block), whichever layout the checkpoint was saved in."""
+    from fdm_jax.put_fdm.feature_sampler import match_layout
+
+    if "sampler" not in variables or "sampler" not in models:
+        return variables
+    return {**variables, "sampler": match_layout(variables["sampler"], models["sampler"])}

@@ -8,7 +8,7 @@ that no layer depends on Flax's 'SAME' conventions.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -26,22 +26,34 @@ def torch_uniform_init(fan_in: int):
     return init
 
 
+def compute_cast(dtype, *arrays):
+    """The arrays in the computation dtype `dtype` (None: unchanged, the layers' float32 default).
+    Parameters are stored in float32 whatever `dtype` (a bfloat16 model is float32 parameters with
+    bfloat16 arithmetic: param_dtype float32, dtype bfloat16)."""
+    if dtype is None:
+        return arrays if len(arrays) > 1 else arrays[0]
+    out = tuple(jnp.asarray(a).astype(dtype) for a in arrays)
+    return out if len(out) > 1 else out[0]
+
+
 class Linear(nn.Module):
     """`torch.nn.Linear`: kernel (in, out) = W.T."""
 
     features: int
     use_bias: bool = True
     kernel_init: nn.initializers.Initializer | None = None
+    dtype: Any = None  # computation dtype (None: the input's); parameters stay float32 (compute_cast)
 
     @nn.compact
     def __call__(self, x):
         fan_in = x.shape[-1]
         init = torch_uniform_init(fan_in)
         kernel = self.param("kernel", self.kernel_init or init, (fan_in, self.features))
+        x, kernel = compute_cast(self.dtype, x, kernel)
         y = jnp.dot(x, kernel)
         if self.use_bias:
             bias_init = nn.initializers.zeros if self.kernel_init is not None else init
-            y = y + self.param("bias", bias_init, (self.features,))
+            y = y + compute_cast(self.dtype, self.param("bias", bias_init, (self.features,)))
         return y
 
 
@@ -53,6 +65,7 @@ class Conv2d(nn.Module):
     stride: int = 1
     padding: int = 0
     use_bias: bool = True
+    dtype: Any = None  # computation dtype (None: the input's); parameters stay float32
 
     @nn.compact
     def __call__(self, x):
@@ -60,6 +73,7 @@ class Conv2d(nn.Module):
         in_ch = x.shape[-1]
         init = torch_uniform_init(in_ch * k * k)
         kernel = self.param("kernel", init, (k, k, in_ch, self.features))
+        x, kernel = compute_cast(self.dtype, x, kernel)
         y = lax.conv_general_dilated(
             x,
             kernel,
@@ -68,7 +82,7 @@ class Conv2d(nn.Module):
             dimension_numbers=("NHWC", "HWIO", "NHWC"),
         )
         if self.use_bias:
-            y = y + self.param("bias", init, (self.features,))
+            y = y + compute_cast(self.dtype, self.param("bias", init, (self.features,)))
         return y
 
 
@@ -99,25 +113,28 @@ class ConvTranspose2d(nn.Module):
     output_padding: int = 0
     kernel_init: Callable | None = None
     bias_init: Callable | None = None
+    dtype: Any = None  # computation dtype (None: the input's); parameters stay float32
 
     @nn.compact
     def __call__(self, x):
         k = self.kernel_size
         default = torch_uniform_init(self.features * k * k)
         kernel = self.param("kernel", self.kernel_init or default, (k, k, x.shape[-1], self.features))
+        x, kernel = compute_cast(self.dtype, x, kernel)
         y = conv_transpose2d(x, kernel, stride=self.stride, padding=self.padding, output_padding=self.output_padding)
-        return y + self.param("bias", self.bias_init or default, (self.features,))
+        return y + compute_cast(self.dtype, self.param("bias", self.bias_init or default, (self.features,)))
 
 
 class LinearResBlock(nn.Module):
     """basic_module.py:LinearResBlock: h <- ReLU(h + L2(ReLU(L1(h)))) (post-activation)."""
 
     hidden: int
+    dtype: Any = None
 
     @nn.compact
     def __call__(self, x):
-        h = nn.relu(Linear(self.hidden, name="fc1")(x))
-        h = Linear(x.shape[-1], name="fc2")(h)
+        h = nn.relu(Linear(self.hidden, name="fc1", dtype=self.dtype)(x))
+        h = Linear(x.shape[-1], name="fc2", dtype=self.dtype)(h)
         return nn.relu(x + h)
 
 
@@ -125,11 +142,12 @@ class ConvResBlock(nn.Module):
     """basic_module.py:ConvResBlock: h <- ReLU(h + Conv1x1(ReLU(Conv3x3(h))))."""
 
     hidden: int
+    dtype: Any = None
 
     @nn.compact
     def __call__(self, x):
-        h = nn.relu(Conv2d(self.hidden, 3, padding=1, name="conv1")(x))
-        h = Conv2d(x.shape[-1], 1, name="conv2")(h)
+        h = nn.relu(Conv2d(self.hidden, 3, padding=1, name="conv1", dtype=self.dtype)(x))
+        h = Conv2d(x.shape[-1], 1, name="conv2", dtype=self.dtype)(h)
         return nn.relu(x + h)
 
 

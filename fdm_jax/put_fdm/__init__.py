@@ -17,17 +17,24 @@ from fdm_jax.put_fdm.vector_quantizer import VectorQuantizer
 __all__ = [
     "FeatureDequantizer", "FeatureSampler", "PatchDecoder", "PatchEncoder", "PatchVQVAE",
     "VectorQuantizer", "apply_fdm", "mask_pixels", "masked_patch_index", "nearest_downsample",
-    "postprocess", "preprocess", "token_type", "build_models",
+    "postprocess", "preprocess", "token_type", "build_models", "DTYPES",
 ]
+
+DTYPES = ("float32", "bfloat16")  # model.dtype: the computation dtype; parameters are float32 either way
 
 
 def build_models(model_config) -> dict:
     """{'codec': PatchVQVAE, 'sampler': FeatureSampler, 'fdm': FeatureDequantizer} from a config's
-    `model` ConfigDict (configs/*.py); an unknown key is a TypeError naming it."""
+    `model` ConfigDict (configs/*.py); an unknown key is a TypeError naming it. `model.dtype`
+    ('float32' when absent, as in runs saved before it existed; or 'bfloat16') is the computation
+    dtype of all three (parameters stay float32)."""
+    dtype = str(model_config.get("dtype", "float32"))
+    if dtype not in DTYPES:
+        raise ValueError(f"config key model.dtype: {dtype!r}; expected one of {DTYPES}")
     out = {}
     for name, cls in (("codec", PatchVQVAE), ("sampler", FeatureSampler), ("fdm", FeatureDequantizer)):
         if name in model_config:
-            kwargs = dict(model_config[name])
+            kwargs = {**dict(model_config[name]), "dtype": dtype}
             try:
                 out[name] = cls(**kwargs)
             except TypeError as e:

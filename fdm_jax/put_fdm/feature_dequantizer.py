@@ -6,6 +6,8 @@ before decoding: v = qv + m * mix([qv; m]), m = 1 on patches with any missing pi
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -16,17 +18,20 @@ from fdm_jax.nn.layers import Conv2d, ConvResBlock
 class FeatureDequantizer(nn.Module):
     embed_dim: int = 256
     num_res_blocks: int = 8
+    # Computation dtype ('float32' or 'bfloat16'); parameters float32; pv is returned in float32.
+    dtype: Any = "float32"
 
     @nn.compact
     def __call__(self, qv: jax.Array, masked_patch_idx: jax.Array) -> jax.Array:
         """qv (B, h, w, C), masked_patch_idx (B, h, w, 1) -> pv (B, h, w, C), zero on known patches."""
+        dt = None if jnp.dtype(self.dtype) == jnp.float32 else jnp.dtype(self.dtype)
         # The mask is the LAST input channel (FDM.forward: cat([qv, masked_patch_idx], 1)).
         x = jnp.concatenate([qv, masked_patch_idx.astype(qv.dtype)], axis=-1)
-        x = nn.relu(Conv2d(self.embed_dim, 3, 1, 1, name="conv_in")(x))
+        x = nn.relu(Conv2d(self.embed_dim, 3, 1, 1, name="conv_in", dtype=dt)(x))
         for i in range(self.num_res_blocks):
-            x = ConvResBlock(self.embed_dim // 2, name=f"res_{i}")(x)
-        x = Conv2d(self.embed_dim, 3, 1, 1, name="conv_out")(x)
-        return x * masked_patch_idx
+            x = ConvResBlock(self.embed_dim // 2, name=f"res_{i}", dtype=dt)(x)
+        x = Conv2d(self.embed_dim, 3, 1, 1, name="conv_out", dtype=dt)(x)
+        return x.astype(qv.dtype) * masked_patch_idx
 
 
 def apply_fdm(fdm_fn, quantized, background, masked_patch_idx):

@@ -8,8 +8,11 @@ using the top-left pixel of each block as the original's nearest downsampling do
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from fdm_jax.nn.layers import Conv2d, ConvResBlock, ConvTranspose2d
 from fdm_jax.nn.resize import nearest_downsample
@@ -22,14 +25,15 @@ class ImageEncoder(nn.Module):
     """
 
     res_ch: int = 256
+    dtype: Any = None  # computation dtype (None: float32); parameters float32
 
     @nn.compact
     def __call__(self, x):
-        r = self.res_ch
-        e0 = nn.relu(Conv2d(r // 4, 3, 1, 1, name="conv0")(x))
-        e1 = nn.relu(Conv2d(r // 2, 4, 2, 1, name="conv1")(e0))
-        e2 = nn.relu(Conv2d(r, 4, 2, 1, name="conv2")(e1))
-        e3 = nn.relu(Conv2d(r, 4, 2, 1, name="conv3")(e2))
+        r, dt = self.res_ch, self.dtype
+        e0 = nn.relu(Conv2d(r // 4, 3, 1, 1, name="conv0", dtype=dt)(x))
+        e1 = nn.relu(Conv2d(r // 2, 4, 2, 1, name="conv1", dtype=dt)(e0))
+        e2 = nn.relu(Conv2d(r, 4, 2, 1, name="conv2", dtype=dt)(e1))
+        e3 = nn.relu(Conv2d(r, 4, 2, 1, name="conv3", dtype=dt)(e2))
         return e0, e1, e2, e3
 
 
@@ -43,22 +47,24 @@ class PatchDecoder(nn.Module):
     res_ch: int = 256
     out_ch: int = 3
     num_res_blocks: int = 8
+    dtype: Any = None  # computation dtype (None: float32); parameters float32; the output is float32
 
     @nn.compact
     def __call__(self, feature, masked_image, mask):
-        r = self.res_ch
-        x = nn.relu(Conv2d(r, 3, 1, 1, name="pre")(feature))
+        r, dt = self.res_ch, self.dtype
+        x = nn.relu(Conv2d(r, 3, 1, 1, name="pre", dtype=dt)(feature))
         for i in range(self.num_res_blocks):
-            x = ConvResBlock(r // 2, name=f"res_{i}")(x)
+            x = ConvResBlock(r // 2, name=f"res_{i}", dtype=dt)(x)
 
         mask = mask.astype(x.dtype)
-        skips = ImageEncoder(r, name="image_encoder")(masked_image)  # resolutions H, H/2, H/4, H/8
+        skips = ImageEncoder(r, dtype=dt, name="image_encoder")(masked_image)  # resolutions H, H/2, H/4, H/8
         widths = (r, r // 2, r // 4)
         for i, width in enumerate(widths):
             x = _merge(x, skips[3 - i], mask, 2 ** (3 - i))
-            x = nn.relu(ConvTranspose2d(width, name=f"up_{i}")(x))
+            x = nn.relu(ConvTranspose2d(width, name=f"up_{i}", dtype=dt)(x))
         x = _merge(x, skips[0], mask, 1)
-        return Conv2d(self.out_ch, 3, 1, 1, name="post")(x)
+        y = Conv2d(self.out_ch, 3, 1, 1, name="post", dtype=dt)(x)
+        return y if dt is None else y.astype(jnp.float32)
 
 
 def _merge(x: jax.Array, skip: jax.Array, mask: jax.Array, factor: int) -> jax.Array:

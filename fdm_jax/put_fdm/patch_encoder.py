@@ -6,6 +6,8 @@ feature whatever is masked elsewhere (`PatchEncoder.forward`: F.unfold into patc
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 
 from fdm_jax.nn.layers import Linear, LinearResBlock, patchify
@@ -23,12 +25,14 @@ class PatchEncoder(nn.Module):
     out_ch: int = 256
     patch_size: int = 8
     num_res_blocks: int = 8
+    dtype: Any = None  # computation dtype of the layers (None: float32); parameters float32
 
     @nn.compact
     def __call__(self, x):
         # Vector order inside a patch is F.unfold's c*p*p + ky*p + kx, so PyTorch weights need no reordering.
+        dt = self.dtype
         h = patchify(x, self.patch_size)
-        h = nn.relu(Linear(self.res_ch, name="pre")(h))
+        h = nn.relu(Linear(self.res_ch, name="pre", dtype=dt)(h))
         for i in range(self.num_res_blocks):
-            h = LinearResBlock(self.res_ch // 2, name=f"res_{i}")(h)
-        return nn.relu(Linear(self.out_ch, name="post")(h))
+            h = LinearResBlock(self.res_ch // 2, name=f"res_{i}", dtype=dt)(h)
+        return nn.relu(Linear(self.out_ch, name="post", dtype=dt)(h))

@@ -139,7 +139,9 @@ def _init_variables_for(phase, loaded: dict) -> dict:
 
         parts = {k: v for k, v in loaded["_original_parts"].items() if k in phase.models}
         return convert_inpainting_parts(parts, {k: phase.models[k] for k in parts}, source="init_from")
-    return {k: v for k, v in loaded.items() if k in phase.models}
+    from fdm_jax.inference.put_fdm import with_sampler_layout
+
+    return with_sampler_layout({k: v for k, v in loaded.items() if k in phase.models}, phase.models)
 
 
 def _global_batch(run_cfg, phase_cfg, num_devices: int) -> int:
@@ -302,8 +304,11 @@ def write_inpainting_samples(config, run_root, *, num_images: int = 4, num_sampl
     from fdm_jax.put_fdm.sampling import jit_inpaint_samples
     from fdm_jax.train.checkpointing import load_inference_variables
 
+    from fdm_jax.inference.put_fdm import with_sampler_layout
+
     variables, _ = load_inference_variables([run_root])
     models = build_models(config.model)
+    variables = with_sampler_layout(variables, models)
     source = build_source(config.data, "train")
     images, masks = eval_examples(config, source, range(min(num_images, len(source))), seed=seed)
     # Weights as arguments of one cached program (closing over them made XLA fold them as constants).

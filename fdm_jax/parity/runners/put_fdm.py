@@ -8,6 +8,7 @@ import numpy as np
 from fdm_jax.convert import put_fdm as conv
 from fdm_jax.put_fdm import (FeatureDequantizer, FeatureSampler, PatchVQVAE, apply_fdm, mask_pixels,
                             masked_patch_index, preprocess)
+from fdm_jax.put_fdm.feature_sampler import block_intermediates
 from fdm_jax.nn.layout import to_nchw, to_nhwc
 from fdm_jax.parity.harness import Fixture, Weights, register
 
@@ -86,6 +87,6 @@ def run_sampler(fx: Fixture, weights: Weights) -> dict:
     variables = conv.convert_sampler(weights.part("sampler"), sampler)
     logits, state = sampler.apply(variables, jnp.asarray(fx.inputs["features"]), mutable=["intermediates"])
     out = {"logits": np.asarray(logits)}
-    for name, (value,) in state["intermediates"].items():
+    for name, value in block_intermediates(state["intermediates"]).items():  # either block layout
         out[name] = np.asarray(value)
     return out
