@@ -11,7 +11,9 @@ MLP 512 -> 2048 -> 512: per block and image 2 * 1024 * (4 * 512^2 + 2 * 512 * 20
   linear_512x512    x (M, 512) @ W (512, 512) + b        (key, query, value, proj: 4 per block)
   linear_512x1536   the same three projections as ONE matmul (fused QKV)
   linear_512x2048   mlp_fc1                     linear_2048x512  mlp_fc2
-  attention         q k^T / 8, softmax, @ v over (B, 8, 1024, 64)   (4 * B * 8 * 1024^2 * 64 FLOP)
+  attention         q k^T / 8, softmax, @ v over (B, 8, 1024, 64)   (4 * B * 8 * 1024^2 * 64 FLOP);
+                    XLA also [token_major]: the same einsums on (B, 1024, 8, 64) operands, and
+                    [dot_product]: jax.nn.dot_product_attention
   block             one whole pre-LN block (LayerNorm, attention, GELU2 MLP, residuals)
 
 Each side runs in its own fresh process (threads fixed before the library starts its pools: torch
@@ -161,6 +163,11 @@ def jax_fns(w, qkv, blk, xb, heads, args):
         return jnp.einsum("bhqk,bhkd->bhqd", att, v)
     fns["attention"] = compiled(attention, q, k, v)
     tr = lambda a: a.transpose(0, 2, 1, 3)  # noqa: E731  (B, T, H, d) layout of dot_product_attention
+
+    def token_major(q, k, v):  # the einsums on (B, T, H, d) operands (feature_sampler before head-major)
+        att = jax.nn.softmax(jnp.einsum("bqhd,bkhd->bhqk", q, k) * (1.0 / d ** 0.5), axis=-1)
+        return jnp.einsum("bhqk,bkhd->bqhd", att, v)
+    fns["attention[token_major]"] = compiled(token_major, tr(q), tr(k), tr(v))
     fns["attention[dot_product]"] = compiled(lambda q, k, v: jax.nn.dot_product_attention(q, k, v), tr(q), tr(k), tr(v))
     c = xb.shape[-1]
     params = {"ln1": {"scale": blk["ln1"][0], "bias": blk["ln1"][1]},

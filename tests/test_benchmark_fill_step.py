@@ -35,6 +35,7 @@ def test_matmul_micro_benchmark_tiny(tmp_path):
         row = report["summary_gflop_per_s"][f"b1/{op}"]
         assert row["torch"] > 0 and row["xla"] > 0, (op, row)
     assert report["summary_gflop_per_s"]["b1/attention"]["xla[dot_product]"] > 0
+    assert report["summary_gflop_per_s"]["b1/attention"]["xla[token_major]"] > 0
     assert report["summary_gflop_per_s"]["b1/block"]["xla[dot_product]"] > 0
     assert len(report["sides"]["xla"]["b1/block"]["samples_s"]) >= 2
 
