@@ -51,12 +51,13 @@ class PatchVQVAE(nn.Module):
     num_res_blocks: int = 8
     ema_decay: float = 0.99
     ema_eps: float = 1e-5
+    dead_code_restart: float = 0.0  # not in the original (0 = off): see vector_quantizer.restart_dead_codes
 
     def setup(self):
         self.encoder = PatchEncoder(self.res_ch, self.encoder_out_ch, self.patch_size, self.num_res_blocks)
         self.quant_conv = Conv2d(self.embed_dim, 1)
         self.quantizer = VectorQuantizer(self.num_embed, self.embed_dim, self.masked_embed_start,
-                                         self.ema_decay, self.ema_eps)
+                                         self.ema_decay, self.ema_eps, self.dead_code_restart)
         self.post_quant_conv = Conv2d(self.decoder_in_ch, 1)
         self.decoder = PatchDecoder(self.res_ch, self.out_ch, self.num_res_blocks)
 
