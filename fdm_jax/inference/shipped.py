@@ -34,7 +34,12 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets"
 FILES = ("weights.npz", "config.json")
 
 # name -> SHA-256 of each file in fdm_jax/assets/<name>/ (written by `export`, checked by `load`).
-SHIPPED: dict[str, dict[str, str]] = {}
+SHIPPED: dict[str, dict[str, str]] = {
+    "put_fdm_small": {
+        "weights.npz": "025c1531e0c4573f1dcbefc28ac17e0240b2f210f8c2330e227314d6db5be819",
+        "config.json": "62f266e21e3644b6a0481196d36661f9a733681bad7f2b63fcfe87dd9d56a8a1",
+    },
+}
 
 # Config keys the schema gained after a shipped model was exported, with the value that reproduces how
 # that model was trained and evaluated (the defaults of configs/put_fdm_common.py).
