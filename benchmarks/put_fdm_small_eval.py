@@ -139,14 +139,15 @@ def model_outputs(model, images: np.ndarray, known: np.ndarray, keys, batch: int
         img = jnp.asarray(images[s:s + batch], jnp.float32)
         msk = jnp.asarray(known[s:s + batch], jnp.float32)
         # One key per image (keys[i], from (seed, bucket, image index)): the samples do not depend on the batching.
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         o = jit_inpaint_samples(codec, v["codec"], sampler, v["sampler"], fdm, v["fdm"], img, msk,
                                 jnp.stack(keys[s:s + batch]), 1, top_k=st["top_k"],
                                 num_token_per_iter=np.int32(st["num_token_per_iter"]), schedule=st["schedule"],
                                 num_passes=np.int32(st["num_passes"]))
         o = jax.block_until_ready(o)
         if batch_times is not None:
-            batch_times.append((len(img), time.perf_counter() - t, int(np.max(o["num_iterations"]))))
+            batch_times.append((len(img), time.perf_counter() - t, int(np.max(o["num_iterations"])),
+                                time.process_time() - c))
         gen, after = o["generated_feature"][0], o["feature_after_fdm"][0]
         fdm_img = composite(o["inpainted_image"][0], img, msk)
         e = decode_extras(v["codec"], v["fdm"], img, msk, gen, after)
