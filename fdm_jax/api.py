@@ -1,6 +1,7 @@
 """The small Python API: load a model, inpaint arrays.
 
     import jax, fdm_jax
+    model = fdm_jax.load("put_fdm_small")                      # the small model shipped in the package
     model = fdm_jax.load("runs/demo")                          # an fdm_jax training run
     out = model.inpaint(image, mask, key=jax.random.key(0), num_samples=4)   # (4, H, W, 3) uint8
     out = model.inpaint(image, mask, key=key, use_fdm=False, top_k=50)
@@ -286,8 +287,9 @@ class Generator:
 def load(checkpoint: str | Path | Sequence[str | Path], config=None, dtype: str | None = None) -> PutFdm | Generator:
     """A model from a checkpoint.
 
-    checkpoint: an fdm_jax training run directory (its config travels with it); original PUT + FDM
-    `.pth` files (a list, or a directory of them) with `config` naming the paper setting (default
+    checkpoint: the name of a model shipped in the package ("put_fdm_small", fdm_jax/inference/shipped.py;
+    its own config, `config` is not used); an fdm_jax training run directory (its config travels with it);
+    original PUT + FDM `.pth` files (a list, or a directory of them) with `config` naming the paper setting (default
     configs/paris.py); an original Big-LaMa / TSGL checkpoint with `config` naming configs/big_lama.py,
     tsgl_lama.py or tsgl_medfe.py; or "random" (random weights of `config`, a smoke test). `config`:
     a config file[:variant], a shipped config's name ("paris:tiny") or a ConfigDict. `dtype` (PUT +

@@ -3,9 +3,10 @@
     python -m fdm_jax.inpaint --checkpoint fdm_tuning.pth --checkpoint generator.pth \\
         --image photo.jpg --mask hole.png --num-samples 5 --seed 0 --out results/
 
-Checkpoints: an fdm_jax training run (the run root that `python train.py` writes, holding
-codec/ sampler/ fdm/ fdm_tuning/, or phase run directories: the codec and FDM come from the latest
-phase, the transformer from `sampler`, the model sizes from the run's saved config); original
+Checkpoints: the name of a model shipped in the package (`put_fdm_small`, MODEL_CARD.md; its own
+config and weights, SHA-256 checked); an fdm_jax training run (the run root that `python train.py`
+writes, holding codec/ sampler/ fdm/ fdm_tuning/, or phase run directories: the codec and FDM come
+from the latest phase, the transformer from `sampler`, the model sizes from the run's saved config); original
 PUT+FDM `.pth` files (the codec+FDM file and the transformer file, in any order; or a directory
 holding them); or `random` for a freshly initialised model (a smoke test of the pipeline: its samples
 are noise). For `.pth` files and `random` the model sizes come from --config (default
@@ -178,8 +179,9 @@ def _define(fv) -> None:
     from fdm_jax.cli import compilation_cache
 
     d = dict(flag_values=fv)
-    flags.DEFINE_multi_string("checkpoint", None, "fdm_jax run directory, original .pth file (repeat for codec+FDM "
-                              "and transformer), a directory of .pth files, or 'random'", **d)
+    flags.DEFINE_multi_string("checkpoint", None, "shipped model name (put_fdm_small), fdm_jax run directory, "
+                              "original .pth file (repeat for codec+FDM and transformer), a directory of .pth "
+                              "files, or 'random'", **d)
     from fdm_jax.inference.registry import REGISTRY
 
     flags.DEFINE_enum("model", "put_fdm", list(REGISTRY),

@@ -20,7 +20,7 @@ import pytest
 from fdm_jax.cli.config_loading import load_config
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = ["paris", "paris:tiny", "places", "places:tiny", "demo", "big_lama", "big_lama:tiny",
+CONFIGS = ["paris", "paris:tiny", "places", "places:tiny", "demo", "put_fdm_small", "big_lama", "big_lama:tiny",
            "tsgl_lama", "tsgl_lama:tiny", "tsgl_medfe", "tsgl_medfe:tiny"]
 
 

@@ -1,6 +1,6 @@
 """`pip install .` outside the checkout: the installed package (not the repository) runs the inpaint
 command from a project checkpoint (its config travels with it) and from a shipped paper config by
-name (configs/ ships as fdm_jax/configs)."""
+name (configs/ ships as fdm_jax/configs), and ships the models of fdm_jax/assets."""
 
 from __future__ import annotations
 
@@ -67,3 +67,10 @@ def test_inpaint_from_a_demo_checkpoint(venv, demo_run, tmp_path):
             "--mask-ratio", "0.3", "--num-samples", "2", "--out", str(tmp_path / "d"), "--compilation-cache", "none")
     assert r.returncode == 0, r.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "d").glob("sample_*.png")) == ["sample_0.png", "sample_1.png"]
+
+
+def test_the_shipped_model_is_in_the_wheel(venv):
+    py, root = venv
+    r = run(py, root, "-c", "from fdm_jax.inference import shipped; print(shipped.verify('put_fdm_small'))")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert str(root) in r.stdout and str(REPO) not in r.stdout, r.stdout

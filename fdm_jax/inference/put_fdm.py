@@ -5,6 +5,8 @@
     config, models, variables = load_put_fdm(["random"], "configs/paris.py:tiny")  # smoke test
 
 `checkpoints` is one of:
+  * the name of a model shipped in the package, e.g. ["put_fdm_small"] (fdm_jax/inference/shipped.py,
+    MODEL_CARD.md): its own config and weights, SHA-256 checked; `config_spec` is not used;
   * fdm_jax training runs: a run root as `python train.py` writes it (codec/ sampler/ fdm/
     fdm_tuning/) or phase run directories. The codec and FDM come from the latest phase, the
     transformer from `sampler`; the model sizes come from the run's saved config (`config_spec`
@@ -36,7 +38,8 @@ def resolve_checkpoints(checkpoints: Sequence[str]) -> tuple[str, list[str]]:
 
     checkpoints = [str(c) for c in checkpoints]
     if not checkpoints:
-        raise InputError("no checkpoint given: name an fdm_jax run directory, original .pth files or 'random'")
+        raise InputError("no checkpoint given: name a shipped model (put_fdm_small), an fdm_jax run directory, "
+                         "original .pth files or 'random'")
     if "random" in checkpoints:
         if checkpoints != ["random"]:
             raise InputError("--checkpoint random: cannot be combined with other checkpoints")
@@ -65,6 +68,10 @@ def load_put_fdm(checkpoints: Sequence[str], config_spec="paris", dtype: str | N
     (a spec string or a ConfigDict) gives the model sizes of .pth files and 'random'. `dtype`
     ('float32' | 'bfloat16'; None: the config's model.dtype, float32 for runs saved without one)
     replaces config.model.dtype: the computation dtype (the parameters load as float32 either way)."""
+    from fdm_jax.inference import shipped
+
+    if shipped.is_shipped(list(checkpoints)):  # a shipped model's name, e.g. put_fdm_small (a local path wins)
+        return shipped.load(str(list(checkpoints)[0]), dtype)
     kind, paths = resolve_checkpoints(checkpoints)
     if kind == "runs":
         return _load_runs(paths, dtype)

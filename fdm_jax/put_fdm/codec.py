@@ -57,13 +57,14 @@ class PatchVQVAE(nn.Module):
     # parameters, the codebook, the nearest-code search and the returned features/images are float32
     # (a code is the argmin of distances whose gaps can be far below bfloat16's 0.4 % resolution).
     dtype: Any = "float32"
+    dead_code_restart: float = 0.0  # not in the original (0 = off): see vector_quantizer.restart_dead_codes
 
     def setup(self):
         dt = None if jnp.dtype(self.dtype) == jnp.float32 else jnp.dtype(self.dtype)
         self.encoder = PatchEncoder(self.res_ch, self.encoder_out_ch, self.patch_size, self.num_res_blocks, dtype=dt)
         self.quant_conv = Conv2d(self.embed_dim, 1, dtype=dt)
         self.quantizer = VectorQuantizer(self.num_embed, self.embed_dim, self.masked_embed_start,
-                                         self.ema_decay, self.ema_eps)
+                                         self.ema_decay, self.ema_eps, self.dead_code_restart)
         self.post_quant_conv = Conv2d(self.decoder_in_ch, 1, dtype=dt)
         self.decoder = PatchDecoder(self.res_ch, self.out_ch, self.num_res_blocks, dtype=dt)
 

@@ -53,12 +53,34 @@ def ema_update(embedding_avg, cluster_size, z, index, decay: float, eps: float):
     return embedding_avg / smoothed[:, None], cluster_size, embedding_avg
 
 
+def restart_dead_codes(embedding, cluster_size, embedding_avg, z, token_type, masked_embed_start: int,
+                       threshold: float):
+    """NOT in the original (opt-in, `dead_code_restart` > 0): codes whose EMA count fell below
+    `threshold` are moved onto features z of the current batch (of their own token type where the batch
+    has one), with a pseudo-count of 1. The original's EMA divides a never-used code's average by a
+    cluster size of ~eps, so such a code leaves the data for about ln(|e| / eps) / (1 - decay) ~ 1400
+    steps; its long runs absorb that, short ones end with a collapsed codebook (configs/put_fdm_small.py)."""
+    n_e, length = cluster_size.shape[0], z.shape[0]
+    dead = cluster_size < threshold
+    k = jnp.arange(n_e, dtype=jnp.float32)[:, None]
+    n = jnp.arange(length, dtype=jnp.float32)[None, :]
+    salt = jnp.abs(jnp.sum(jax.lax.stop_gradient(z[:, 0]))) % 97.0  # changes the picks from batch to batch
+    h = jnp.abs(jnp.sin(k * 12.9898 + n * 78.233 + salt) * 43758.5453) % 1.0  # a hash in [0, 1) per (code, feature)
+    if token_type is not None and masked_embed_start < n_e:
+        same_type = (token_type == UNMASKED)[None, :] == (jnp.arange(n_e) < masked_embed_start)[:, None]
+        h = jnp.where(same_type, h + 1.0, h)
+    picked = z[jnp.argmax(h, axis=1)]
+    return (jnp.where(dead[:, None], picked, embedding), jnp.where(dead, 1.0, cluster_size),
+            jnp.where(dead[:, None], picked, embedding_avg))
+
+
 class VectorQuantizer(nn.Module):
     num_embed: int = 1024
     embed_dim: int = 256
     masked_embed_start: int = 512
     ema_decay: float = 0.99  # hard-coded in vector_quantizer.py
     ema_eps: float = 1e-5  # hard-coded in vector_quantizer.py
+    dead_code_restart: float = 0.0  # not in the original: > 0 restarts codes whose EMA count is below it
 
     def setup(self):
         # embedding ~ N(0, 1), embedding_avg a copy, cluster_size zeros (vector_quantizer.py __init__).
@@ -85,6 +107,9 @@ class VectorQuantizer(nn.Module):
         if update_ema and not self.is_initializing():
             new = ema_update(self.embedding_avg.value, self.cluster_size.value,
                              jax.lax.stop_gradient(flat), index, self.ema_decay, self.ema_eps)
+            if self.dead_code_restart > 0:
+                new = restart_dead_codes(*new, jax.lax.stop_gradient(flat), tt, self.masked_embed_start,
+                                         self.dead_code_restart)
             self.embedding.value, self.cluster_size.value, self.embedding_avg.value = new
         loss = jnp.mean((jax.lax.stop_gradient(z_q) - flat) ** 2)
         z_q = flat + jax.lax.stop_gradient(z_q - flat)  # straight-through estimator
