@@ -137,3 +137,25 @@ def test_the_inpaint_command_loads_it_by_name(tmp_path, monkeypatch):
                  "--schedule", "parallel", "--num-passes", "2", "--out", str(tmp_path / "out"),
                  "--compilation-cache", "none"]) == 0
     assert all((tmp_path / "out" / f).is_file() for f in ("sample_0.png", "sample_1.png", "grid.png"))
+
+
+def test_readme_first_command_inpaints_a_built_in_photo(tmp_path, monkeypatch):
+    """The README's third first command: the shipped model on `demo:chelsea` (scikit-image's photograph,
+    present on every install), so a fresh machine needs no file of its own; an unknown demo name is a
+    one-line input error."""
+    import skimage.data
+
+    from fdm_jax.inpaint import main
+    from fdm_jax.io.images import InputError, read_image
+
+    cat = read_image("demo:chelsea")
+    np.testing.assert_array_equal(cat, skimage.data.chelsea())
+    with pytest.raises(InputError, match="demo:kitten: no such built-in photograph"):
+        read_image("demo:kitten")
+    monkeypatch.chdir(tmp_path)
+    assert main(["--checkpoint", "put_fdm_small", "--image", "demo:chelsea", "--mask-ratio", "0.3", "--num-samples",
+                 "2", "--paste-known", "--out", "out", "--compilation-cache", "none"]) == 0
+    from PIL import Image
+
+    sample = np.asarray(Image.open(tmp_path / "out" / "sample_0.png"))
+    assert sample.shape == (128, 128, 3) and sample.std() > 10  # a photo, not a constant

@@ -20,8 +20,20 @@ class InputError(ValueError):
     """Bad user input (file, size, mask polarity/content)."""
 
 
+DEMO_PREFIX = "demo:"
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """RGB uint8 (H, W, 3)."""
+    """RGB uint8 (H, W, 3). `demo:<name>` reads one of scikit-image's bundled photographs
+    (fdm_jax.data.sources.DEMO_IMAGES, e.g. demo:chelsea): an input on any fresh install."""
+    if str(path).startswith(DEMO_PREFIX):
+        from fdm_jax.data.sources import DEMO_IMAGES, DemoImageSource
+
+        name = str(path)[len(DEMO_PREFIX):]
+        if name not in DEMO_IMAGES:
+            raise InputError(f"image {path}: no such built-in photograph; expected demo:<name> with name one of "
+                             f"{', '.join(sorted(DEMO_IMAGES))}")
+        return DemoImageSource([name]).load(0)
     p = Path(path)
     if not p.is_file():
         raise InputError(f"image {p}: no such file")
