@@ -63,9 +63,9 @@ def parse(argv):
 def main(argv=None) -> int:
     args = parse(argv)
     # Thread counts must be fixed before either library starts its pools.
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen="
-                               + ("false" if args.threads == 1 else "true")
-                               + f" intra_op_parallelism_threads={args.threads} " + args.xla_flags).strip()
+    from machine import cpu_model, pin_xla_threads  # benchmarks/machine.py
+
+    pin_xla_threads(args.threads, args.xla_flags)
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     import numpy as np
     import torch
@@ -208,11 +208,7 @@ def main(argv=None) -> int:
         "original": str(args.original),
         "command": "python benchmarks/fill_step_vs_original.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
-    try:
-        result["cpu_model"] = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    result["cpu_model"] = cpu_model()
     out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"fill_step_vs_original_{stem}_{args.threads}t.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")

@@ -25,22 +25,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from machine import cpu_model  # noqa: E402  (benchmarks/machine.py)
+
 from fdm_jax.cli.config_loading import load_config  # noqa: E402
 from fdm_jax.data.masks import ProvidedMasks  # noqa: E402
 from fdm_jax.data.pipeline import TrainIterator  # noqa: E402
 from fdm_jax.data.sources import FolderImageSource  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def measure(config, phase: str, images: Path, masks: Path, *, workers: int, threads: int, batch: int,

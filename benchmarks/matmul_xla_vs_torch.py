@@ -39,6 +39,8 @@ import sys
 import time
 from pathlib import Path
 
+from machine import cpu_model, pin_xla_threads  # benchmarks/machine.py
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VARIANTS = ["", "--xla_cpu_use_onednn=true", "--xla_cpu_use_xnnpack=true"]
 
@@ -200,9 +202,7 @@ def main(argv=None) -> int:
 
     if args.side:  # child process: one backend, one flag set
         if args.side == "xla":
-            os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen="
-                                       + ("false" if args.threads == 1 else "true")
-                                       + f" intra_op_parallelism_threads={args.threads} " + args.xla_extra).strip()
+            pin_xla_threads(args.threads, args.xla_extra)
             os.environ["JAX_PLATFORMS"] = "cpu"
         sys.path.insert(0, str(REPO))
         print(json.dumps(child(args)))
@@ -237,11 +237,7 @@ def main(argv=None) -> int:
         "torch": torch.__version__, "jax": jax.__version__,
         "command": "python benchmarks/matmul_xla_vs_torch.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
-    try:
-        result["cpu_model"] = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    result["cpu_model"] = cpu_model()
     out = Path(args.out) if args.out else (REPO / "benchmarks" / "results"
                                            / f"matmul_xla_vs_torch_{args.threads}t{'_tiny' if args.tiny else ''}.json")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -43,9 +43,9 @@ def parse(argv):
 def main(argv=None) -> int:
     args = parse(argv)
     # Thread counts must be fixed before either library starts its pools.
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen="
-                               + ("false" if args.threads == 1 else "true")
-                               + f" intra_op_parallelism_threads={args.threads}").strip()
+    from machine import pin_xla_threads  # benchmarks/machine.py
+
+    pin_xla_threads(args.threads)
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     import numpy as np
     import torch

@@ -26,19 +26,11 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from machine import cpu_model  # noqa: E402  (benchmarks/machine.py)
+
 from fdm_jax.tsgl import rtv  # noqa: E402
 
 IMAGE = ROOT.parent / "shared" / "data" / "images" / "sun_hays80" / "img_016.jpg"  # 1024x768 photograph
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main(argv=None) -> int:
