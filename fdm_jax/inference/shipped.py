@@ -25,10 +25,11 @@ model was run, keys removed since are dropped), so the shipped bytes, and their 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from pathlib import Path
+
+from fdm_jax.weights import sha256_of
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 FILES = ("weights.npz", "config.json")
@@ -83,14 +84,6 @@ def is_shipped(checkpoint) -> bool:
     return name in SHIPPED and not Path(name).exists()
 
 
-def sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def verify(name: str) -> Path:
     """The folder of shipped model `name`, after checking every file's SHA-256; ShippedModelError
     otherwise."""
@@ -101,7 +94,7 @@ def verify(name: str) -> Path:
         path = folder / fname
         if not path.is_file():
             raise ShippedModelError(f"shipped model {name}: {path} is missing (reinstall the package)")
-        got = sha256(path)
+        got = sha256_of(Path(path))
         if got != expected:
             raise ShippedModelError(f"shipped model {name}: {path} has SHA-256 {got}, expected {expected} "
                                     "(the file is damaged or was replaced)")
@@ -202,7 +195,7 @@ def export(run_root: str | Path, name: str, out_dir: str | Path | None = None) -
     if isinstance(data.get("eval"), dict) and data["eval"].get("image_list_file"):
         data["eval"]["image_list_file"] = lists + Path(data["eval"]["image_list_file"]).name
     (out / "config.json").write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
-    return {f: sha256(out / f) for f in FILES}
+    return {f: sha256_of(out / f) for f in FILES}
 
 
 def main(argv=None) -> int:
