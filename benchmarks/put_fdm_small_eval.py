@@ -216,6 +216,27 @@ def fid(real_feats: np.ndarray, fake_feats: np.ndarray):
     return value if err is None else None
 
 
+def heldout_setup(size: int, buckets: str, seed: int, *, limit=None, with_fid: bool = True):
+    """What every put_fdm_small benchmark evaluates on: (names, images, buckets, masks, assignment,
+    lpips_params, fid_fn, real_feats) - the held-out photos at `size`, the NVIDIA masks assigned per
+    bucket at `seed`, LPIPS-vgg, and (with_fid) the FID features and those of the ground truths."""
+    from fdm_jax.data.masks import ProvidedMasks
+    from fdm_jax.evaluation import assign_masks, parse_buckets
+    from fdm_jax.metrics.lpips import load_lpips
+
+    names, images = load_heldout(size, limit=limit)
+    buckets = parse_buckets(buckets)
+    masks = ProvidedMasks(SHARED / "masks" / "pconv_test")
+    assignment = assign_masks(masks, buckets, len(names), size, seed)
+    fid_fn = real_feats = None
+    if with_fid:
+        from fdm_jax.metrics.fid import InceptionFeatures
+
+        fid_fn = InceptionFeatures("pytorch_fid", batch_size=10)
+        real_feats = fid_fn(images)
+    return names, images, buckets, masks, assignment, load_lpips("vgg"), fid_fn, real_feats
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", default="put_fdm_small", help="shipped model name or training run root")
@@ -236,9 +257,7 @@ def main(argv=None) -> int:
     import jax
 
     import fdm_jax
-    from fdm_jax.data.masks import ProvidedMasks
-    from fdm_jax.evaluation import assign_masks, parse_buckets, unit_key
-    from fdm_jax.metrics.lpips import load_lpips
+    from fdm_jax.evaluation import unit_key
 
     t0 = time.perf_counter()
     methods = tuple(m for m in args.methods.split(",") if m)
@@ -249,18 +268,9 @@ def main(argv=None) -> int:
     settings = sampling_settings(model, args.top_k, args.num_token_per_iter, args.schedule, args.num_passes)
     sampled = any(m in SAMPLED for m in methods)
     size = model.image_size
-    names, images = load_heldout(size, limit=args.limit)
+    names, images, buckets, masks, assignment, lpips_params, fid_fn, real_feats = heldout_setup(
+        size, args.buckets, args.seed, limit=args.limit, with_fid=not args.no_fid)
     n = len(names)
-    buckets = parse_buckets(args.buckets)
-    masks = ProvidedMasks(SHARED / "masks" / "pconv_test")
-    assignment = assign_masks(masks, buckets, n, size, args.seed)
-    lpips_params = load_lpips("vgg")
-    fid_fn = None
-    if not args.no_fid:
-        from fdm_jax.metrics.fid import InceptionFeatures
-
-        fid_fn = InceptionFeatures("pytorch_fid", batch_size=10)
-        real_feats = fid_fn(images)
 
     results = {"buckets": {}, "all": {}}
     per_method_all: dict[str, dict] = {m: {} for m in methods}

@@ -73,26 +73,15 @@ def main(argv=None) -> int:
     import jax
 
     import fdm_jax
-    from fdm_jax.data.masks import ProvidedMasks
-    from fdm_jax.evaluation import assign_masks, parse_buckets, unit_key
-    from fdm_jax.metrics.lpips import load_lpips
-    from put_fdm_small_eval import SHARED, fid, load_heldout, model_outputs, sampling_settings, unit_metrics
+    from fdm_jax.evaluation import unit_key
+    from put_fdm_small_eval import fid, heldout_setup, model_outputs, sampling_settings, unit_metrics
 
     t0 = time.perf_counter()
     model = fdm_jax.load(args.checkpoint)
     size = model.image_size
-    names, images = load_heldout(size, limit=args.limit)
+    names, images, buckets, masks, assignment, lpips_params, fid_fn, real_feats = heldout_setup(
+        size, args.buckets, args.seed, limit=args.limit, with_fid=not args.no_fid)
     n = len(names)
-    buckets = parse_buckets(args.buckets)
-    masks = ProvidedMasks(SHARED / "masks" / "pconv_test")
-    assignment = assign_masks(masks, buckets, n, size, args.seed)
-    lpips_params = load_lpips("vgg")
-    fid_fn = None
-    if not args.no_fid:
-        from fdm_jax.metrics.fid import InceptionFeatures
-
-        fid_fn = InceptionFeatures("pytorch_fid", batch_size=10)
-        real_feats = fid_fn(images)
 
     rows = []
     sweep = SWEEPS[args.sweep] + ([("sequential", 1, 16, 20)] if args.sweep == "top_k" and args.with_shipped_top_k else [])
