@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch
 
 from fdm_jax.nn import layers, layout, padding, params, resize
 
@@ -141,8 +142,7 @@ def test_the_scan_sees_a_copy(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- (c)
 
-torch = pytest.importorskip("torch")
-F = torch.nn.functional
+F = torch.nn.functional  # torch: the `test` extra; missing, the module fails to import, never skips
 
 SIZES = [(5, 7), (7, 5), (4, 8), (8, 4), (13, 29), (29, 13), (256, 299), (263, 299), (64, 32), (3, 1), (1, 3), (6, 6)]
 
