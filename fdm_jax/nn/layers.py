@@ -26,6 +26,12 @@ def torch_uniform_init(fan_in: int):
     return init
 
 
+def compute_dtype(name):
+    """A module's `dtype` field ('float32', 'bfloat16' or a jnp dtype) -> the layers' `dtype`
+    argument: None for float32 (no casts at all, the original's numbers), else the jnp dtype."""
+    return None if jnp.dtype(name) == jnp.float32 else jnp.dtype(name)
+
+
 def compute_cast(dtype, *arrays):
     """The arrays in the computation dtype `dtype` (None: unchanged, the layers' float32 default).
     Parameters are stored in float32 whatever `dtype` (a bfloat16 model is float32 parameters with

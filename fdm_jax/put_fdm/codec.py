@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from fdm_jax.nn.layers import Conv2d
+from fdm_jax.nn.layers import Conv2d, compute_dtype
 from fdm_jax.put_fdm.patch_decoder import PatchDecoder
 from fdm_jax.put_fdm.patch_encoder import PatchEncoder
 from fdm_jax.put_fdm.patch_masks import token_type as pixel_token_type
@@ -60,7 +60,7 @@ class PatchVQVAE(nn.Module):
     dead_code_restart: float = 0.0  # not in the original (0 = off): see vector_quantizer.restart_dead_codes
 
     def setup(self):
-        dt = None if jnp.dtype(self.dtype) == jnp.float32 else jnp.dtype(self.dtype)
+        dt = compute_dtype(self.dtype)
         self.encoder = PatchEncoder(self.res_ch, self.encoder_out_ch, self.patch_size, self.num_res_blocks, dtype=dt)
         self.quant_conv = Conv2d(self.embed_dim, 1, dtype=dt)
         self.quantizer = VectorQuantizer(self.num_embed, self.embed_dim, self.masked_embed_start,

@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from fdm_jax.nn.layers import Conv2d, ConvResBlock
+from fdm_jax.nn.layers import Conv2d, ConvResBlock, compute_dtype
 
 
 class FeatureDequantizer(nn.Module):
@@ -24,7 +24,7 @@ class FeatureDequantizer(nn.Module):
     @nn.compact
     def __call__(self, qv: jax.Array, masked_patch_idx: jax.Array) -> jax.Array:
         """qv (B, h, w, C), masked_patch_idx (B, h, w, 1) -> pv (B, h, w, C), zero on known patches."""
-        dt = None if jnp.dtype(self.dtype) == jnp.float32 else jnp.dtype(self.dtype)
+        dt = compute_dtype(self.dtype)
         # The mask is the LAST input channel (FDM.forward: cat([qv, masked_patch_idx], 1)).
         x = jnp.concatenate([qv, masked_patch_idx.astype(qv.dtype)], axis=-1)
         x = nn.relu(Conv2d(self.embed_dim, 3, 1, 1, name="conv_in", dtype=dt)(x))

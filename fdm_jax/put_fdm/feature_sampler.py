@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from fdm_jax.nn.layers import Linear, compute_cast
+from fdm_jax.nn.layers import Linear, compute_cast, compute_dtype
 
 # transformer.py:_init_weights: Linear weights N(0, 0.02), biases 0; pos_emb zeros.
 _linear_init = nn.initializers.normal(0.02)
@@ -160,7 +160,7 @@ class FeatureSampler(nn.Module):
             raise ValueError(
                 f"FeatureSampler: sequence length {features.shape[1]} != seq_len {self.seq_len} "
                 "(the positional embedding has one entry per patch of the training image size)")
-        dt = None if jnp.dtype(self.dtype) == jnp.float32 else jnp.dtype(self.dtype)  # None: no casts at all
+        dt = compute_dtype(self.dtype)  # None: no casts at all
         x = Linear(self.width, kernel_init=_linear_init, name="emb_proj", dtype=dt)(features)
         x = x.astype(jnp.float32) + self.param("pos_emb", nn.initializers.zeros, (1, self.seq_len, self.width))
         if self.scan_blocks:
