@@ -201,7 +201,8 @@ def test_traced_program_does_not_grow_with_depth():
 def test_saved_run_loads_into_a_scanned_sampler(demo_run):
     """A training run (saved in the per-block layout) loads into a scanned sampler and gives the
     same logits."""
-    from fdm_jax.inference.put_fdm import load_put_fdm, with_sampler_layout
+    from fdm_jax.inference.put_fdm import load_put_fdm
+    from fdm_jax.put_fdm.feature_sampler import with_sampler_layout
 
     config, models, variables = load_put_fdm([str(demo_run)])
     sampler = models["sampler"]

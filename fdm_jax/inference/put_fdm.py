@@ -81,7 +81,7 @@ def load_put_fdm(checkpoints: Sequence[str], config_spec="paris", dtype: str | N
 
     entry = registry.get("put_fdm")
     config = load_config(config_spec) if isinstance(config_spec, str) else config_spec
-    config = _with_dtype(config, dtype)
+    config = with_dtype(config, dtype)
     models = entry.build(config)
     if kind == "random":
         return config, models, entry.random_variables(models, config)
@@ -112,7 +112,7 @@ def _random_variables(config, models) -> dict:
     }
 
 
-def _with_dtype(config, dtype: str | None):
+def with_dtype(config, dtype: str | None):
     """`config` with model.dtype = dtype (a copy; the caller's config is left alone); None: as is."""
     if dtype is None:
         return config
@@ -144,16 +144,8 @@ def _load_runs(dirs: list[str], dtype: str | None = None):
     if missing:
         raise InputError(f"--checkpoint {', '.join(dirs)}: no {', '.join(missing)} weights in these runs "
                          f"(train phases codec/sampler/fdm[_tuning], or give the run root holding them)")
-    config = _with_dtype(ml_collections.ConfigDict(saved), dtype)
+    config = with_dtype(ml_collections.ConfigDict(saved), dtype)
     models = build_models(config.model)
+    from fdm_jax.put_fdm.feature_sampler import with_sampler_layout
+
     return config, models, with_sampler_layout(variables, models)
-
-
-def with_sampler_layout(variables: dict, models: dict) -> dict:
-    """`variables` with the sampler's parameters in the layout its module needs (model.sampler.scan_blocks:
-    stacked or per block), whichever layout the checkpoint was saved in."""
-    from fdm_jax.put_fdm.feature_sampler import match_layout
-
-    if "sampler" not in variables or "sampler" not in models:
-        return variables
-    return {**variables, "sampler": match_layout(variables["sampler"], models["sampler"])}

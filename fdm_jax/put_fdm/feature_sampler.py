@@ -243,6 +243,14 @@ def match_layout(tree, sampler: FeatureSampler):
     return stack_blocks(tree) if sampler.scan_blocks else unstack_blocks(tree)
 
 
+def with_sampler_layout(variables: dict, models: dict) -> dict:
+    """Model variables {'codec', 'sampler', ...} with the sampler's parameters in the layout
+    models['sampler'] needs (`match_layout`), whichever layout the checkpoint was saved in."""
+    if "sampler" not in variables or "sampler" not in models:
+        return variables
+    return {**variables, "sampler": match_layout(variables["sampler"], models["sampler"])}
+
+
 def block_intermediates(intermediates) -> dict:
     """The sampler's sown `intermediates` -> {'block{i}_out': (B, L, C), 'block{i}_attn': (B, L, L)} in
     either layout (the scanned one sows them stacked under `blocks`)."""

@@ -139,7 +139,7 @@ def _init_variables_for(phase, loaded: dict) -> dict:
 
         parts = {k: v for k, v in loaded["_original_parts"].items() if k in phase.models}
         return convert_inpainting_parts(parts, {k: phase.models[k] for k in parts}, source="init_from")
-    from fdm_jax.inference.put_fdm import with_sampler_layout
+    from fdm_jax.put_fdm.feature_sampler import with_sampler_layout
 
     return with_sampler_layout({k: v for k, v in loaded.items() if k in phase.models}, phase.models)
 
@@ -301,10 +301,9 @@ def write_inpainting_samples(config, run_root, *, num_images: int = 4, num_sampl
     + FDM) | original] for the first images of the training source (eval preprocessing: centre crop),
     with the fdm phase's masks at a fixed seed."""
     from fdm_jax.put_fdm import build_models
+    from fdm_jax.put_fdm.feature_sampler import with_sampler_layout
     from fdm_jax.put_fdm.sampling import jit_inpaint_samples
     from fdm_jax.train.checkpointing import load_inference_variables
-
-    from fdm_jax.inference.put_fdm import with_sampler_layout
 
     variables, _ = load_inference_variables([run_root])
     models = build_models(config.model)
