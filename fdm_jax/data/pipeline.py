@@ -365,16 +365,14 @@ class TrainIterator(grain.DatasetIterator):
         epoch, position = _nonneg_int("epoch", state["epoch"]), _nonneg_int("position", state["position"])
         if position > self.num_examples:
             raise ValueError(f"iterator state position {position} exceeds the {self.num_examples} images")
-        self._close_grain()
+        self.close()
         self.epoch, self.position = epoch, position
 
-    def _close_grain(self) -> None:
+    def close(self) -> None:
+        """Stops the grain iterator (its threads and worker processes); the next batch rebuilds it."""
         it, self._it = getattr(self, "_it", None), None  # also after a failed __init__ (grain's __del__)
         if it is not None and hasattr(it, "close"):
             it.close()
-
-    def close(self) -> None:
-        self._close_grain()
 
     def __enter__(self):
         return self
