@@ -8,7 +8,7 @@ by at most ~3u relative to sum|terms| (first order, Higham eq. 3.5 with the inpu
 errors of a chain of such stages add to first order, so a model with S stages in series is within
 3 u S of its float32 result relative to the size of the values (cancellation can make an individual
 small output relatively worse, hence the comparison against max |reference|).
-benchmarks/bf16_difference.py measures the difference on a real image (README_SNIPPET / results)."""
+benchmarks/bf16_difference.py measures the difference on a real image (the README's bfloat16 paragraph; benchmarks/results/bf16_difference_cpu.json)."""
 
 import jax
 import jax.numpy as jnp
