@@ -140,11 +140,10 @@ def load(name: str, dtype: str | None = None):
     import ml_collections
     import numpy as np
 
+    from fdm_jax.inference.put_fdm import with_dtype
     from fdm_jax.put_fdm import build_models
 
     folder = verify(name)
-    from fdm_jax.inference.put_fdm import with_dtype
-
     config = with_dtype(ml_collections.ConfigDict(conform(json.loads((folder / "config.json").read_text()))), dtype)
     with np.load(folder / "weights.npz", allow_pickle=False) as z:
         flat = {k: jnp.asarray(z[k].astype(np.float32) if z[k].dtype == np.float16 else z[k]) for k in z.files}
